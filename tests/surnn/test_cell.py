@@ -137,9 +137,9 @@ def test_threshold_sets_initial_rate_by_the_documented_formula():
     rates = []
     for thr in (-0.5, 0.0, 0.4, 0.9):
         torch.manual_seed(7)
-        layer = SuRNN(2, 4096, gate="rhythmic", gate_threshold=thr, init_update_rate=0.5, max_period=64.0)
+        layer = SuRNN(2, 2048, gate="rhythmic", gate_threshold=thr, init_update_rate=0.5, max_period=32.0)
         with torch.no_grad():
-            rate = layer(torch.zeros(1, 128, 2))[2].mean().item()
+            rate = layer(torch.zeros(1, 96, 2))[2].mean().item()
         assert abs(rate - rhythmic_open_fraction(0.0, thr)) < 0.02
         rates.append(rate)
     assert rates == sorted(rates, reverse=True) and rates[0] - rates[-1] > 0.5

@@ -1,0 +1,258 @@
+"""Train one suRNN model on one task: the single entry point a person and the sweep both call.
+
+    from surnn.train import train
+    result = train({"task": "adding", "hidden_size": 64, "epochs": 3}, report=print_metrics)
+
+`report(metrics, checkpoint_dir=None)` is called after every evaluation ("epoch", the sweep's
+fidelity) with at least: epoch, the task's quality metric (val_accuracy or val_mse),
+update_rate (validation), train_loss, tokens_per_s. The return value is the last metrics
+with "status": "completed", or "diverged" when the loss stopped being finite.
+
+CLI: ``python -m surnn.train --task adding --hidden-size 64 --epochs 3`` (``--help`` lists
+every setting); it shows progress on stderr and prints a final JSON line of metrics.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Callable, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from surnn.data import IGNORE_INDEX, TaskInfo, load_task
+from surnn.data.base import Batch
+from surnn.model import ModelOutput, SequenceClassifier
+from surnn.train_config import TrainConfig
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+class Reporter(Protocol):
+    def __call__(self, metrics: dict, checkpoint_dir: str | None = None) -> None: ...
+
+
+def train(config: TrainConfig | dict, report: Reporter | None = None) -> dict:
+    """Train, evaluate once per epoch, report, checkpoint; resume from checkpoint_dir if it holds one."""
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
+    report = report or (lambda metrics, checkpoint_dir=None: None)
+    device = pick_device(cfg.device)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    seed_everything(cfg.seed)
+    task = load_task(cfg.task, cfg.task_options, cache_dir=cfg.cache_dir)
+    model = build_model(task.info, cfg).to(device)
+    optimizer = make_optimizer(model, cfg)
+    steps_per_epoch = cfg.steps_per_epoch or math.ceil(len(task.train) / cfg.batch_size)
+    scheduler = warmup_cosine(optimizer, cfg.warmup_fraction, cfg.epochs * steps_per_epoch)
+    start_epoch = load_checkpoint(cfg, model, optimizer, scheduler, device)
+
+    metrics: dict = {}
+    for epoch in range(start_epoch, cfg.epochs):
+        fit = train_epoch(model, task, cfg, optimizer, scheduler, epoch, steps_per_epoch, device)
+        if fit is None:
+            return {**metrics, "epoch": epoch + 1, "status": "diverged"}
+        metrics = {"epoch": epoch + 1, **fit, **evaluate(model, task.validation, task.info, cfg, device)}
+        ckpt = save_checkpoint(cfg, model, optimizer, scheduler, epoch + 1)
+        report(metrics, checkpoint_dir=ckpt)
+    return {**metrics, "status": "completed"}
+
+
+def pick_device(name: str) -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_model(info: TaskInfo, cfg: TrainConfig) -> nn.Module:
+    """The model a task's kind calls for, with every layer built from cfg's layer settings."""
+    num_outputs = 1 if info.kind == "regression" else info.num_classes
+    return SequenceClassifier(
+        cfg.hidden_size, cfg.num_layers, num_outputs, pooling=info.pooling, dropout=cfg.dropout,
+        layer_settings=cfg.layer_settings(), vocab_size=info.vocab_size, input_dim=info.input_dim)
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; weight decay on matrices only (not biases, norms, embeddings' padding or gate parameters)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        is_gate = ".gate." in name
+        (decay if p.dim() >= 2 and not is_gate else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_fraction: float, total_steps: int):
+    """Linear warm-up over warmup_fraction of the steps, then cosine decay to zero."""
+    warmup = max(1, int(warmup_fraction * total_steps))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def to_device(batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    inputs = torch.from_numpy(batch.inputs).to(device, non_blocking=True)
+    mask = torch.from_numpy(batch.mask).to(device, non_blocking=True)
+    targets = torch.from_numpy(batch.targets).to(device, non_blocking=True)
+    return inputs, mask, targets
+
+
+def task_loss(out: ModelOutput, targets: torch.Tensor, info: TaskInfo) -> torch.Tensor:
+    if info.kind == "regression":
+        return F.mse_loss(out.output.float(), targets.float())
+    logits = out.output.float()
+    if info.kind == "sequence":
+        return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
+    return F.cross_entropy(logits, targets)
+
+
+def sparsity_penalty(rate: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    if cfg.target_update_rate is None:
+        return cfg.sparsity_lambda * rate
+    return cfg.sparsity_lambda * (rate - cfg.target_update_rate) ** 2
+
+
+def _autocast(device: torch.device, cfg: TrainConfig):
+    enabled = cfg.amp and device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def _train_batches(task, cfg: TrainConfig, epoch: int, steps: int):
+    """`steps` shuffled batches for this epoch; deterministic in (seed, epoch), so a resume repeats them."""
+    taken, rounds = 0, 0
+    while taken < steps:
+        for batch in task.train.iter_batches(cfg.batch_size, shuffle=True, seed=cfg.seed * 100_003 + epoch * 101 + rounds,
+                                             drop_last=len(task.train) >= cfg.batch_size):
+            yield batch
+            taken += 1
+            if taken == steps:
+                return
+        rounds += 1
+
+
+def train_epoch(model, task, cfg, optimizer, scheduler, epoch, steps, device) -> dict | None:
+    """One epoch of optimisation; None if the loss became non-finite."""
+    from tqdm import tqdm
+
+    model.train()
+    loss_sum, rate_sum, tokens = 0.0, 0.0, 0
+    start = time.perf_counter()
+    bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress, leave=False)
+    for batch in _train_batches(task, cfg, epoch, steps):
+        inputs, mask, targets = to_device(batch, device)
+        with _autocast(device, cfg):
+            out = model(inputs, mask)
+        loss = task_loss(out, targets, task.info)
+        total = loss + sparsity_penalty(out.update_rate, cfg)
+        if not torch.isfinite(total):
+            bar.close()
+            return None
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        loss_sum += loss.item()
+        rate_sum += out.update_rate.item()
+        tokens += int(batch.mask.sum())
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}", rate=f"{out.update_rate.item():.3f}")
+    bar.close()
+    elapsed = time.perf_counter() - start
+    return {"train_loss": loss_sum / steps, "train_update_rate": rate_sum / steps,
+            "tokens_per_s": tokens / max(elapsed, 1e-9), "lr": scheduler.get_last_lr()[0]}
+
+
+@torch.no_grad()
+def evaluate(model, split, info: TaskInfo, cfg: TrainConfig, device) -> dict:
+    """Quality metric and update rate (exact, over all real steps) on a split."""
+    model.eval()
+    batch_size = cfg.eval_batch_size or 2 * cfg.batch_size
+    limit = cfg.max_eval_samples or len(split)
+    err_sum, correct, count, opened, neuron_steps, seen = 0.0, 0, 0, 0.0, 0.0, 0
+    layer_open = None
+    for batch in split.iter_batches(batch_size, shuffle=False):
+        if seen >= limit:
+            break
+        seen += len(batch.mask)
+        inputs, mask, targets = to_device(batch, device)
+        with _autocast(device, cfg):
+            out = model(inputs, mask)
+        steps = float(mask.sum()) * cfg.hidden_size
+        opened += float(out.opened)
+        neuron_steps += steps * cfg.num_layers
+        layer_open = out.layer_rates.double() * steps + (0 if layer_open is None else layer_open)
+        pred = out.output.float()
+        if info.kind == "regression":
+            err_sum += float(((pred - targets.float()) ** 2).sum())
+            count += targets.numel()
+            continue
+        valid = targets != IGNORE_INDEX
+        correct += int(((pred.argmax(-1) == targets) & valid).sum())
+        count += int(valid.sum())
+    metrics = {"update_rate": opened / max(neuron_steps, 1.0)}
+    metrics.update({f"update_rate_layer{i}": float(v) / max(neuron_steps / cfg.num_layers, 1.0)
+                    for i, v in enumerate(layer_open.tolist())})
+    metrics[info.metric] = (err_sum if info.kind == "regression" else correct) / max(count, 1)
+    return metrics
+
+
+def save_checkpoint(cfg: TrainConfig, model, optimizer, scheduler, epoch: int) -> str | None:
+    """Write model, optimiser, schedule and epoch atomically; returns the folder or None."""
+    if cfg.checkpoint_dir is None:
+        return None
+    folder = Path(cfg.checkpoint_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict(), "config": cfg.to_dict(),
+             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}}
+    tmp = folder / (CHECKPOINT_FILE + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, folder / CHECKPOINT_FILE)
+    return str(folder)
+
+
+def load_checkpoint(cfg: TrainConfig, model, optimizer, scheduler, device) -> int:
+    """Restore from cfg.checkpoint_dir if it holds a checkpoint; returns the epoch to start at."""
+    if cfg.checkpoint_dir is None or not (Path(cfg.checkpoint_dir) / CHECKPOINT_FILE).exists():
+        return 0
+    path = Path(cfg.checkpoint_dir) / CHECKPOINT_FILE
+    state = torch.load(path, map_location=device, weights_only=False)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"]["torch"])
+    np.random.set_state(state["rng"]["numpy"])
+    random.setstate(state["rng"]["python"])
+    return int(state["epoch"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    from surnn.cli import run_cli
+
+    return run_cli(argv, train)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""`TrainConfig`: every setting of one training run, typed and checked once.
+
+The sweep orchestrator builds one from a flat dict of sampled parameters
+(`TrainConfig.from_dict`); dotted keys reach into the nested `task_options`
+(``{"task_options.max_length": 400}``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
+
+from surnn.config import SuRNNConfig
+
+# Fields of TrainConfig passed on to every SuRNN layer.
+LAYER_FIELDS = tuple(f.name for f in dataclasses.fields(SuRNNConfig) if f.name not in ("input_size", "hidden_size"))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. Units and ranges are in the comments; `__post_init__` checks them."""
+
+    # task
+    task: str = "delayed_recall"          # a name from surnn.data.TASK_NAMES
+    task_options: dict = field(default_factory=dict)   # the task's own settings (see surnn.data.tasks)
+    # model
+    hidden_size: int = 128                # width of every block, >= 1
+    num_layers: int = 1                   # residual suRNN blocks, >= 1
+    dropout: float = 0.0                  # in [0, 1)
+    cell: str = "gru"
+    gate: str = "rhythmic"
+    gate_threshold: float = 0.0
+    init_update_rate: float = 0.5
+    num_frequencies: int = 4
+    min_period: float = 2.0
+    max_period: float = 1024.0
+    surrogate: str = "straight_through"
+    surrogate_width: float = 1.0
+    # objective
+    sparsity_lambda: float = 0.0          # weight of the update-rate penalty, >= 0
+    target_update_rate: float | None = None   # None: penalise the rate; else (rate - target)^2, in (0, 1]
+    # optimisation
+    lr: float = 3e-3                      # peak learning rate of AdamW, > 0
+    weight_decay: float = 0.01            # AdamW's, on weight matrices only, >= 0
+    batch_size: int = 64                  # sequences per step, >= 1
+    epochs: int = 10                      # evaluations (the sweep's fidelity), >= 1
+    steps_per_epoch: int | None = None    # None: one pass over the training split
+    warmup_fraction: float = 0.05         # share of all steps with a linear warm-up, in [0, 1)
+    grad_clip: float = 1.0                # max global gradient norm; 0 turns clipping off
+    eval_batch_size: int | None = None    # None: 2 x batch_size
+    max_eval_samples: int | None = None   # None: the whole validation split
+    # run
+    seed: int = 0
+    device: str = "auto"                  # auto | cpu | cuda | cuda:N | mps
+    amp: bool = True                      # bfloat16 autocast on CUDA; ignored elsewhere
+    num_threads: int | None = None        # torch CPU threads; None leaves torch's default
+    checkpoint_dir: str | None = None     # where the run saves (and resumes from) its checkpoint
+    cache_dir: str | None = None          # dataset cache; None: $SURNN_CACHE_DIR or ~/.cache/surnn-sweep
+    progress: bool = False                # a progress bar on stderr
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        _check_range(self, "hidden_size", 1)
+        _check_range(self, "num_layers", 1)
+        _check_range(self, "batch_size", 1)
+        _check_range(self, "epochs", 1)
+        for name in ("steps_per_epoch", "eval_batch_size", "max_eval_samples", "num_threads"):
+            if getattr(self, name) is not None:
+                _check_range(self, name, 1)
+        _check_range(self, "lr", 0.0, strict=True)
+        for name in ("weight_decay", "sparsity_lambda", "grad_clip"):
+            _check_range(self, name, 0.0)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout: must lie in [0, 1), got {self.dropout}")
+        if not 0.0 <= self.warmup_fraction < 1.0:
+            raise ValueError(f"warmup_fraction: must lie in [0, 1), got {self.warmup_fraction}")
+        if self.target_update_rate is not None and not 0.0 < self.target_update_rate <= 1.0:
+            raise ValueError(f"target_update_rate: must lie in (0, 1], got {self.target_update_rate}")
+        SuRNNConfig(input_size=1, hidden_size=self.hidden_size, **self.layer_settings())
+
+    def layer_settings(self) -> dict:
+        """The SuRNN keyword arguments this run uses for every layer."""
+        return {name: getattr(self, name) for name in LAYER_FIELDS}
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        """Build from plain values; dotted keys set nested task options. Unknown keys raise."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        flat: dict = {}
+        options = dict(values.get("task_options") or {})
+        for key, value in values.items():
+            if key == "task_options":
+                continue
+            head, _, rest = key.partition(".")
+            if head == "task_options" and rest:
+                options[rest] = value
+            elif key in known:
+                flat[key] = value
+            else:
+                raise ValueError(f"unknown training setting {key!r} (expected one of: {', '.join(sorted(known))})")
+        return cls(**flat, task_options=options)
+
+
+def _check_types(cfg: TrainConfig) -> None:
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(cfg):
+        value, hint = getattr(cfg, f.name), hints[f.name]
+        allowed = typing.get_args(hint) or (hint,)
+        if value is None and type(None) in allowed:
+            continue
+        if isinstance(value, bool) and bool not in allowed:
+            raise ValueError(f"{f.name}: expected {_type_name(hint)}, got {value!r}")
+        if float in allowed and isinstance(value, int) and not isinstance(value, bool):
+            object.__setattr__(cfg, f.name, float(value))       # 1 is a fine float
+            continue
+        if not isinstance(value, tuple(t for t in allowed if t is not type(None))):
+            raise ValueError(f"{f.name}: expected {_type_name(hint)}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{f.name}: expected a finite number, got {value!r}")
+
+
+def _check_range(cfg: TrainConfig, name: str, low: float, strict: bool = False) -> None:
+    value = getattr(cfg, name)
+    if value < low or (strict and value == low):
+        raise ValueError(f"{name}: must be {'>' if strict else '>='} {low}, got {value}")
+
+
+def _type_name(hint) -> str:
+    args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    names = " or ".join(getattr(a, "__name__", str(a)) for a in args)
+    return names + (" or null" if type(None) in typing.get_args(hint) else "")
