@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from surnn.data import IGNORE_INDEX, TaskInfo, load_task
+from surnn.data import IGNORE_INDEX, TaskInfo, load_task, task_info
 from surnn.data.base import Batch
 from surnn.model import ModelOutput, SequenceClassifier
 from surnn.train_config import TrainConfig
@@ -61,6 +61,26 @@ def train(config: TrainConfig | dict, report: Reporter | None = None) -> dict:
         ckpt = save_checkpoint(cfg, model, optimizer, scheduler, epoch + 1)
         report(metrics, checkpoint_dir=ckpt)
     return {**metrics, "status": "completed"}
+
+
+def validate(config: TrainConfig | dict) -> TrainConfig:
+    """Check a config (and its task options) without loading data; raises ValueError naming the field."""
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
+    task_info(cfg.task, cfg.task_options)
+    return cfg
+
+
+def reported_metrics(config: TrainConfig | dict) -> set[str]:
+    """Names of the metrics `train` reports at every evaluation for this config."""
+    cfg = validate(config)
+    layers = {f"update_rate_layer{i}" for i in range(cfg.num_layers)}
+    return {"epoch", "train_loss", "train_update_rate", "tokens_per_s", "lr", "update_rate",
+            task_info(cfg.task, cfg.task_options).metric} | layers
+
+
+# The trainable contract's optional hooks: the sweep checks a spec against them before it starts.
+train.validate = validate
+train.reports = reported_metrics
 
 
 def pick_device(name: str) -> torch.device:

@@ -5,6 +5,6 @@
         ...
 """
 from .base import IGNORE_INDEX, PAD_ID, Batch, TaskInfo
-from .tasks import TASK_NAMES, Task, load_task
+from .tasks import TASK_NAMES, Task, load_task, task_info
 
-__all__ = ["load_task", "TASK_NAMES", "Task", "TaskInfo", "Batch", "IGNORE_INDEX", "PAD_ID"]
+__all__ = ["load_task", "task_info", "TASK_NAMES", "Task", "TaskInfo", "Batch", "IGNORE_INDEX", "PAD_ID"]

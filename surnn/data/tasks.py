@@ -221,6 +221,11 @@ def make_options(name: str, options: dict | None = None):
     return cls(**(options or {}))
 
 
+def task_info(name: str, options: dict | None = None) -> TaskInfo:
+    """A task's `TaskInfo` from its options alone, without generating or loading any data."""
+    return _REGISTRY[name].info(make_options(name, options))
+
+
 def load_task(name: str, options: dict | None = None,
               cache_dir: str | Path | None = None) -> Task:
     """Loads a task's splits, generating and caching them on first use.
