@@ -78,9 +78,16 @@ def reported_metrics(config: TrainConfig | dict) -> set[str]:
             task_info(cfg.task, cfg.task_options).metric} | layers
 
 
+def prepare(config: TrainConfig | dict) -> None:
+    """Generate (or find in the cache) the config's task data, e.g. once before many runs share it."""
+    cfg = validate(config)
+    load_task(cfg.task, cfg.task_options, cache_dir=cfg.cache_dir)
+
+
 # The trainable contract's optional hooks: the sweep checks a spec against them before it starts.
 train.validate = validate
 train.reports = reported_metrics
+train.prepare = prepare
 
 
 def pick_device(name: str) -> torch.device:
