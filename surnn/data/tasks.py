@@ -211,7 +211,7 @@ def make_options(name: str, options: dict | None = None):
         ValueError: unknown task, unknown option or invalid value (the message names it).
     """
     if name not in _REGISTRY:
-        raise ValueError(f"unknown task {name!r} (expected one of: {', '.join(TASK_NAMES)})")
+        raise ValueError(f"unknown task {name!r}: no data loader for it (available: {', '.join(TASK_NAMES)})")
     cls = _REGISTRY[name].options
     known = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(options or {}) - set(known))
@@ -223,7 +223,8 @@ def make_options(name: str, options: dict | None = None):
 
 def task_info(name: str, options: dict | None = None) -> TaskInfo:
     """A task's `TaskInfo` from its options alone, without generating or loading any data."""
-    return _REGISTRY[name].info(make_options(name, options))
+    opts = make_options(name, options)
+    return _REGISTRY[name].info(opts)
 
 
 def load_task(name: str, options: dict | None = None,

@@ -156,7 +156,7 @@ def test_iter_batches_covers_every_row_once_per_pass(tmp_path):
 
 
 @pytest.mark.parametrize("name, options, message", [
-    ("nope", None, r"unknown task 'nope' \(expected one of: listops, selective_copy"),
+    ("nope", None, r"unknown task 'nope': no data loader for it \(available: listops, selective_copy"),
     ("listops", {"max_len": 3}, r"unknown option.*'max_len'.*'listops'"),
     ("listops", {"min_length": 500, "max_length": 400}, r"^listops\.min_length: must be <"),
     ("listops", {"num_train": 1.5}, r"^listops\.num_train: must be an integer"),

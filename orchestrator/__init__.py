@@ -1,0 +1,1 @@
+"""Sweep orchestrator: specs, multi-objective search, schedulers, tracking and submission."""

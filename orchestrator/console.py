@@ -1,0 +1,75 @@
+"""The sweep's live console line, and the stop rule for too many failed trials."""
+from __future__ import annotations
+
+import sys
+import time
+
+from ray import tune
+
+
+class ConsoleView(tune.Callback):
+    """One status line: trials running / done / stopped / failed, the front, elapsed time.
+
+    On a terminal the line is redrawn in place; elsewhere (CI, logs) a line is printed at most
+    every `interval` seconds and whenever a trial finishes.
+    """
+
+    def __init__(self, tracker, title: str, interval: float = 10.0, stream=None):
+        self.tracker, self.title, self.interval = tracker, title, interval
+        self.stream = stream
+        self._last = 0.0
+        self._start = time.time()
+
+    def __getstate__(self):
+        return {**self.__dict__, "stream": None}
+
+    def _out(self):
+        return self.stream or sys.stderr
+
+    def line(self) -> str:
+        c = self.tracker.counts()
+        fr = self.tracker.front()
+        elapsed = time.strftime("%H:%M:%S", time.gmtime(time.time() - self._start))
+        return (f"[{self.title} {elapsed}] running {c.get('running', 0)} | done {c.get('completed', 0)} | "
+                f"stopped {c.get('stopped', 0)} | failed {c.get('failed', 0)} | "
+                f"front {fr['size']} | hypervolume {fr['hypervolume']:.4g}")
+
+    def _show(self, force: bool = False) -> None:
+        now = time.time()
+        tty = self._out().isatty()
+        if not force and now - self._last < (1.0 if tty else self.interval):
+            return
+        self._last = now
+        self._out().write(("\r" + self.line() + "\x1b[K") if tty else self.line() + "\n")
+        self._out().flush()
+
+    def on_step_begin(self, iteration, trials, **info):
+        self._show()
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._show(force=True)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._show(force=True)
+
+    def on_experiment_end(self, trials, **info):
+        self._show(force=True)
+        if self._out().isatty():
+            self._out().write("\n")
+
+
+class FailureBudget(tune.Stopper, tune.Callback):
+    """Stops the whole sweep cleanly once more than `max_failed` trials have failed for good."""
+
+    def __init__(self, max_failed: int | None):
+        self.max_failed = max_failed
+        self.failed = 0
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.failed += 1
+
+    def __call__(self, trial_id, result) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return self.max_failed is not None and self.failed > self.max_failed

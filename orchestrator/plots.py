@@ -1,0 +1,108 @@
+"""The Pareto front as files a person looks at: CSV, a PNG scatter, and a self-contained HTML.
+
+The HTML needs no library and no network: the points are inlined as JSON and drawn as SVG;
+hovering a point shows that trial's settings and results.
+"""
+from __future__ import annotations
+
+import csv
+import html
+import json
+from pathlib import Path
+
+
+def write_front_files(rows: list[dict], objectives: list[tuple[str, str, float]], folder: Path) -> list[Path]:
+    """Write pareto_front.csv/.png/.html for `rows` (one per full-budget trial) into folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return [_csv(rows, folder / "pareto_front.csv"), _png(rows, objectives, folder / "pareto_front.png"),
+            _html(rows, objectives, folder / "pareto_front.html")]
+
+
+def _csv(rows: list[dict], path: Path) -> Path:
+    fields = list(dict.fromkeys(k for r in rows for k in r)) or ["trial_id"]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(sorted(rows, key=lambda r: (r["pareto_rank"], str(r["trial_id"]))))
+    return path
+
+
+def _front_line(rows: list[dict], x: str, y: str) -> list[dict]:
+    return sorted((r for r in rows if r["pareto_optimal"]), key=lambda r: r[x])
+
+
+def _png(rows: list[dict], objectives, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    (x, gx, _), (y, gy, _) = _axes(objectives)
+    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=120)
+    others = [r for r in rows if not r["pareto_optimal"]]
+    front = _front_line(rows, x, y)
+    ax.scatter([r[x] for r in others], [r[y] for r in others], c="0.6", s=22, label="trials")
+    ax.plot([r[x] for r in front], [r[y] for r in front], "-o", c="tab:red", ms=6, label="Pareto front",
+            drawstyle="steps-post" if front else "default")
+    ax.set_xlabel(f"{x} ({gx})")
+    ax.set_ylabel(f"{y} ({gy})")
+    ax.set_title(f"{len(front)} Pareto-optimal of {len(rows)} full-budget trials")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _axes(objectives):
+    if len(objectives) >= 2:
+        return objectives[0], objectives[1]
+    return ("trial", "index", 0.0), objectives[0]
+
+
+_HTML = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Pareto front: {title}</title>
+<style>body{{font:14px sans-serif;margin:24px}} #tip{{position:absolute;background:#fff;border:1px solid #999;
+padding:6px;font:12px monospace;white-space:pre;display:none;pointer-events:none}} circle{{cursor:pointer}}</style>
+</head><body><h2>{title}</h2><p>{subtitle}</p><svg id="plot" width="760" height="520"></svg><div id="tip"></div>
+<script>
+const rows = {rows}; const X = {x}, Y = {y};
+const svg = document.getElementById('plot'), tip = document.getElementById('tip');
+const W = 760, H = 520, L = 70, B = 50, T = 20, R = 20, NS = 'http://www.w3.org/2000/svg';
+const xs = rows.map(r => r[X]), ys = rows.map(r => r[Y]);
+const pad = (lo, hi) => hi > lo ? [lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo)] : [lo - 1, hi + 1];
+const [x0, x1] = pad(Math.min(...xs), Math.max(...xs)), [y0, y1] = pad(Math.min(...ys), Math.max(...ys));
+const sx = v => L + (v - x0) / (x1 - x0) * (W - L - R), sy = v => H - B - (v - y0) / (y1 - y0) * (H - B - T);
+function el(tag, attrs) {{ const e = document.createElementNS(NS, tag); for (const k in attrs) e.setAttribute(k, attrs[k]); svg.appendChild(e); return e; }}
+el('line', {{x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: '#333'}}); el('line', {{x1: L, y1: T, x2: L, y2: H - B, stroke: '#333'}});
+for (let i = 0; i <= 4; i++) {{
+  const vx = x0 + i * (x1 - x0) / 4, vy = y0 + i * (y1 - y0) / 4;
+  el('text', {{x: sx(vx), y: H - B + 18, 'text-anchor': 'middle', 'font-size': 11}}).textContent = vx.toPrecision(3);
+  el('text', {{x: L - 6, y: sy(vy) + 4, 'text-anchor': 'end', 'font-size': 11}}).textContent = vy.toPrecision(3);
+}}
+el('text', {{x: (W + L) / 2, y: H - 10, 'text-anchor': 'middle'}}).textContent = {xlabel};
+el('text', {{x: 16, y: (H - B) / 2, 'text-anchor': 'middle', transform: `rotate(-90 16 ${{(H - B) / 2}})`}}).textContent = {ylabel};
+const front = rows.filter(r => r.pareto_optimal).sort((a, b) => a[X] - b[X]);
+if (front.length) el('polyline', {{points: front.map(r => sx(r[X]) + ',' + sy(r[Y])).join(' '), fill: 'none', stroke: '#d62728', 'stroke-width': 2}});
+for (const r of rows) {{
+  const c = el('circle', {{cx: sx(r[X]), cy: sy(r[Y]), r: r.pareto_optimal ? 6 : 4, fill: r.pareto_optimal ? '#d62728' : '#999', opacity: 0.85}});
+  c.addEventListener('mousemove', e => {{ tip.style.display = 'block'; tip.style.left = (e.pageX + 12) + 'px'; tip.style.top = (e.pageY + 12) + 'px';
+    tip.textContent = Object.entries(r).map(([k, v]) => k + ': ' + (typeof v === 'number' ? +v.toPrecision(5) : v)).join('\\n'); }});
+  c.addEventListener('mouseleave', () => tip.style.display = 'none');
+}}
+</script></body></html>
+"""
+
+
+def _html(rows: list[dict], objectives, path: Path) -> Path:
+    (x, gx, _), (y, gy, _) = _axes(objectives)
+    if x == "trial":
+        rows = [{**r, "trial": i} for i, r in enumerate(rows)]
+    n_front = sum(1 for r in rows if r["pareto_optimal"])
+    path.write_text(_HTML.format(
+        title=html.escape(f"{y} vs {x}"), subtitle=html.escape(
+            f"{n_front} Pareto-optimal (red, joined) of {len(rows)} full-budget trials; hover a point for its settings."),
+        rows=json.dumps(rows, default=str), x=json.dumps(x), y=json.dumps(y),
+        xlabel=json.dumps(f"{x} ({gx})"), ylabel=json.dumps(f"{y} ({gy})")))
+    return path

@@ -1,0 +1,149 @@
+"""Ray Tune wiring of one sweep: trainable, searcher, scheduler, callbacks, resume, summary."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import ray
+from ray import tune
+
+from orchestrator.console import ConsoleView, FailureBudget
+from orchestrator.search import make_searcher
+from orchestrator.trial import SCALARIZED, import_trainable, make_trial_fn
+
+TIME_ATTR = "epoch"
+
+
+class PreflightError(RuntimeError):
+    """The cluster can never grant what the spec asks for."""
+
+
+def start_ray(address: str | None) -> None:
+    """Connect to `address`, or start a local Ray without the dashboard."""
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+
+
+def preflight(spec, profile: str | None) -> None:
+    """Fail now, not after an endless wait, when no node can ever run one trial."""
+    have = ray.cluster_resources()
+    want = spec.resources_per_trial
+    hint = "--profile local" if profile != "local" and "local" in spec.profiles else "--set resources_per_trial.gpu=0"
+    if want.gpu > 0 and have.get("GPU", 0) < want.gpu:
+        raise PreflightError(
+            f"resources_per_trial.gpu: each trial asks for {want.gpu} GPU but the Ray cluster has "
+            f"{have.get('GPU', 0):g}; use {hint} (or --ray-address of a cluster with GPUs)")
+    if have.get("CPU", 0) < want.cpu:
+        raise PreflightError(
+            f"resources_per_trial.cpu: each trial asks for {want.cpu} CPUs but the Ray cluster has "
+            f"{have.get('CPU', 0):g}; lower it with --set resources_per_trial.cpu=N")
+
+
+def make_scheduler(spec, objectives, max_t: int):
+    sch = spec.scheduler
+    if sch.name == "none":
+        return None
+    if sch.name == "asha":
+        from ray.tune.schedulers import ASHAScheduler
+
+        return ASHAScheduler(time_attr=TIME_ATTR, metric=SCALARIZED, mode="max", max_t=max_t,
+                             grace_period=sch.grace_period, reduction_factor=sch.reduction_factor)
+    from orchestrator.schedulers.moasha import ParetoASHA
+
+    return ParetoASHA(metrics=[o.metric for o in objectives], modes=[o.mode for o in objectives], time_attr=TIME_ATTR,
+                      grace_period=sch.grace_period, reduction_factor=sch.reduction_factor, max_t=max_t)
+
+
+def _tracker(spec, block, plan, tracking_uri: str):
+    from orchestrator.tracking import SweepTracker
+
+    objectives = [(o.metric, o.goal, o.ref) for o in spec.objectives_for(block)]
+    space = {name: p.model_dump() for name, p in spec.parameters.items()}
+    return SweepTracker(tracking_uri, spec.tracking.experiment, plan.experiment_name, str(plan.experiment_dir),
+                        objectives, plan.max_t, spec.to_yaml(), space, time_attr=TIME_ATTR)
+
+
+def _trainable(spec, block):
+    fixed = spec.fixed_config(block)
+    res = spec.resources_per_trial
+    fn = make_trial_fn(spec.trainable, fixed, res.cpu, spec.scheduler.scalarize)
+    return tune.with_resources(fn, {"cpu": res.cpu, "gpu": res.gpu})
+
+
+def run_plan(spec, block, plan, tracking_uri: str, resume: bool) -> dict:
+    """Run (or resume) one task's sweep to its end; returns its summary."""
+    trainable = _trainable(spec, block)
+    prepare = getattr(import_trainable(spec.trainable), "prepare", None)
+    if prepare is not None:   # build the task's data once, before trials race to build it
+        prepare(spec.fixed_config(block))
+    tracker = _tracker(spec, block, plan, tracking_uri)
+    objectives = spec.objectives_for(block)
+    if resume and tune.Tuner.can_restore(str(plan.experiment_dir)):
+        print(f"resuming '{plan.experiment_name}' from {plan.experiment_dir}", file=sys.stderr)
+        tuner = tune.Tuner.restore(str(plan.experiment_dir), trainable=trainable,
+                                   resume_unfinished=True, resume_errored=False)
+    else:
+        budget = FailureBudget(spec.failure.max_failed_trials)
+        scheduler = make_scheduler(spec, objectives, plan.max_t)
+        callbacks = [tracker, budget, ConsoleView(tracker, plan.experiment_name)]
+        if hasattr(scheduler, "state_callback"):   # carries the rungs through Tuner.restore
+            callbacks.append(scheduler.state_callback())
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=make_searcher(spec, objectives, plan.max_t, plan.study_name, plan.study_storage),
+                scheduler=scheduler, num_samples=spec.search.num_trials,
+                max_concurrent_trials=spec.search.max_concurrent, reuse_actors=True),
+            run_config=tune.RunConfig(
+                name=plan.experiment_name, storage_path=str(plan.experiment_dir.parent), stop=budget,
+                callbacks=callbacks,
+                failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures_per_trial),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1), verbose=0))
+    start = time.time()
+    tuner.fit()
+    return _finish(tracker, time.time() - start)
+
+
+def _finish(tracker, seconds: float) -> dict:
+    """Finalize MLflow when every trial has ended; else leave it resumable with no run RUNNING."""
+    tracker.load()                       # a fresh view of the persisted state (the Tuner may hold a copy)
+    interrupted = tracker.counts().get("running", 0) > 0
+    if interrupted:
+        tracker.close_orphans()
+        tracker.client.set_terminated(tracker.parent_run_id, "KILLED")
+        front = tracker.front()
+    else:
+        front = tracker.finalize()
+    return {"counts": tracker.counts(), "front": front, "interrupted": interrupted, "seconds": seconds,
+            "parent_run_id": tracker.parent_run_id}
+
+
+def run_plans(spec, plans, *, tracking_uri: str, ray_address: str | None, resume: bool, profile: str | None) -> int:
+    from orchestrator.tracking import configure_mlflow_env
+
+    configure_mlflow_env()
+    start_ray(ray_address)
+    preflight(spec, profile)
+    status = 0
+    for block, plan in zip(spec.task_blocks(), plans):
+        summary = run_plan(spec, block, plan, tracking_uri, resume)
+        c = summary["counts"]
+        print(f"{plan.experiment_name}: {c.get('completed', 0)} completed, {c.get('stopped', 0)} stopped early, "
+              f"{c.get('failed', 0)} failed in {summary['seconds']:.0f} s; Pareto front {summary['front']['size']} "
+              f"trials, hypervolume {summary['front']['hypervolume']:.4g}; MLflow parent run {summary['parent_run_id']}",
+              file=sys.stderr)
+        if summary["interrupted"]:
+            print(f"{plan.experiment_name}: interrupted; continue with --resume", file=sys.stderr)
+            return 1
+        limit = spec.failure.max_failed_trials
+        if limit is not None and c.get("failed", 0) > limit:
+            status = 1
+    return status

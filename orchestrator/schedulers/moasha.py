@@ -1,0 +1,265 @@
+"""ParetoASHA: multi-objective ASHA as a Ray Tune TrialScheduler.
+
+This adapter reads the metrics out of Ray's result dicts, turns them into minimisation
+and asks `RungCore` (orchestrator/schedulers/rungs.py), which makes every decision.
+
+Restoring with `Tuner.restore` (Ray 2.60): Ray never calls a scheduler's `save`/`restore`
+there. The scheduler object is pickled once into `tuner.pkl` when the Tuner is built
+(its rungs still empty then) and unpickled on restore; only searchers and callbacks are
+checkpointed during the run. So the rungs survive a restore only through a callback:
+pass `scheduler.state_callback()` in `RunConfig(callbacks=[...])`. Ray saves that
+callback's state with every experiment checkpoint and hands it back on restore before
+the trials are re-added. The callback finds the right scheduler after a restore because
+`tuner.pkl` pickles both in one go, which keeps them one object.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from ray.tune import Callback
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import TrialScheduler
+
+from orchestrator.pareto import to_minimization
+from orchestrator.schedulers.rungs import STOP, RungCore
+
+if TYPE_CHECKING:
+    from ray.tune.execution.tune_controller import TuneController
+
+__all__ = ["ParetoASHA"]
+
+logger = logging.getLogger(__name__)
+
+_STATE_VERSION = 1
+_GOAL_OF_MODE = {"min": "minimize", "max": "maximize"}
+
+
+class ParetoASHA(TrialScheduler):
+    """Asynchronous successive halving that promotes by Pareto rank, then crowding.
+
+    Give the metrics and modes here, not in `TuneConfig` (setting metric/mode there
+    makes a multi-objective OptunaSearch single-objective; see /work/shared/STACK.md).
+
+    Args:
+        metrics: Result keys of the objectives.
+        modes: "min" or "max" per metric.
+        time_attr: Result key of the fidelity (monotonic per trial, e.g. "epoch").
+        grace_period: First rung level, in units of time_attr.
+        reduction_factor: Keep the best 1/reduction_factor at each rung.
+        max_t: Fidelity at which trials finish by themselves; no rung at or above it.
+    """
+
+    def __init__(
+        self,
+        metrics: list[str],
+        modes: list[str],
+        time_attr: str = "epoch",
+        grace_period: int = 1,
+        reduction_factor: float = 3,
+        max_t: int = 100,
+    ):
+        if not metrics or len(metrics) != len(modes):
+            raise ValueError(
+                f"need one mode per metric, got metrics={metrics} modes={modes}"
+            )
+        for mode in modes:
+            if mode not in _GOAL_OF_MODE:
+                raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        super().__init__()
+        self._metrics = list(metrics)
+        self._modes = list(modes)
+        self._goals = [_GOAL_OF_MODE[mode] for mode in modes]
+        self._time_attr = time_attr
+        self._core = RungCore(grace_period, reduction_factor, max_t)
+
+    @property
+    def metrics(self) -> list[str]:
+        return list(self._metrics)
+
+    @property
+    def modes(self) -> list[str]:
+        return list(self._modes)
+
+    @property
+    def stopped_trials(self) -> dict[str, float]:
+        """trial_id -> the fidelity at which this scheduler stopped it."""
+        return dict(self._core.stopped)
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec) -> bool:
+        """Called once by `tune.run` with `TuneConfig`'s metric and mode.
+
+        The scheduler keeps its own metrics and modes whatever is passed; `metric` on
+        the scheduler stays None so that Ray's strict metric check (which expects one
+        name) leaves it alone.
+
+        Returns:
+            True: the scheduler can run with these properties.
+        """
+        if metric is not None or mode is not None:
+            logger.warning(
+                "ParetoASHA keeps its own metrics %s / modes %s and ignores "
+                "metric=%r mode=%r from TuneConfig; a metric there also makes a "
+                "multi-objective OptunaSearch single-objective.",
+                self._metrics,
+                self._modes,
+                metric,
+                mode,
+            )
+        return True
+
+    def on_trial_add(self, tune_controller: "TuneController", trial: Trial):
+        """Called when a trial is added, also for each trial re-added on restore.
+
+        Nothing to do: a trial enters the rungs with its first report at a rung level.
+        """
+
+    def on_trial_result(
+        self, tune_controller: "TuneController", trial: Trial, result: dict
+    ) -> str:
+        """Called on each (flattened) result of a RUNNING trial.
+
+        Results without `time_attr` (e.g. only Ray's bookkeeping) continue. Otherwise
+        the metrics are read (a missing or non-numeric one counts as missing), turned
+        into minimisation and passed to `RungCore.on_result`.
+
+        Returns:
+            TrialScheduler.STOP if the core stops the trial at this rung (or stopped it
+            before), else TrialScheduler.CONTINUE.
+        """
+        if self._time_attr not in result:
+            return TrialScheduler.CONTINUE
+        point = self._point(result)
+        decision = self._core.on_result(trial.trial_id, result[self._time_attr], point)
+        return TrialScheduler.STOP if decision == STOP else TrialScheduler.CONTINUE
+
+    def _point(self, result: dict) -> np.ndarray | None:
+        try:
+            values = [float(result[name]) for name in self._metrics]
+        except (KeyError, TypeError, ValueError):
+            return None
+        return to_minimization(np.array([values]), self._goals)[0]
+
+    def on_trial_complete(
+        self, tune_controller: "TuneController", trial: Trial, result: dict
+    ):
+        """Called when a RUNNING trial finishes or is stopped (by us or a stopper).
+
+        Nothing to do: its reports were already judged in `on_trial_result`, and its
+        points stay at their rungs as evidence for later trials.
+        """
+
+    def on_trial_error(self, tune_controller: "TuneController", trial: Trial):
+        """Called when a RUNNING trial raises.
+
+        Its rung records are kept, so that a retry (or a resume) is not judged again at
+        rungs it has passed.
+        """
+
+    def on_trial_remove(self, tune_controller: "TuneController", trial: Trial):
+        """Called when a PENDING or PAUSED trial is removed; its records are kept."""
+
+    def choose_trial_to_run(self, tune_controller: "TuneController") -> Trial | None:
+        """Called whenever Ray can start a trial; must be idempotent.
+
+        Returns:
+            The first PENDING trial, else the first PAUSED one (as Ray's FIFO and ASHA
+            schedulers do), else None.
+        """
+        for status in (Trial.PENDING, Trial.PAUSED):
+            for trial in tune_controller.get_trials():
+                if trial.status == status:
+                    return trial
+        return None
+
+    def debug_string(self) -> str:
+        """One line per rung for Ray's progress output."""
+        rungs = " | ".join(f"t={level:g}: {n}" for level, n in self._core.rung_sizes())
+        return (
+            f"Using ParetoASHA: num_stopped={len(self._core.stopped)}\n"
+            f"Trials recorded per rung: {rungs}"
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        """Settings and rung state as plain JSON types, versioned."""
+        return {
+            "version": _STATE_VERSION,
+            "metrics": self._metrics,
+            "modes": self._modes,
+            "time_attr": self._time_attr,
+            "core": self._core.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Loads a `state_dict` of a scheduler with the same settings.
+
+        Raises:
+            ValueError: On an unknown version or different metrics, modes, time_attr
+                or schedule.
+        """
+        if state.get("version") != _STATE_VERSION:
+            raise ValueError(f"unknown ParetoASHA state version {state.get('version')!r}")
+        saved = (state["metrics"], state["modes"], state["time_attr"])
+        if saved != (self._metrics, self._modes, self._time_attr):
+            raise ValueError(
+                f"state is for metrics, modes, time_attr = {saved}; this scheduler has "
+                f"{(self._metrics, self._modes, self._time_attr)}"
+            )
+        self._core.load_state_dict(state["core"])
+
+    def save(self, checkpoint_path: str):
+        """Writes `state_dict()` as JSON to `checkpoint_path` (Ray 2.60 never calls it)."""
+        tmp_path = f"{checkpoint_path}.tmp"
+        with open(tmp_path, "w") as f:
+            json.dump(self.state_dict(), f)
+        os.replace(tmp_path, checkpoint_path)  # never leave a half-written file
+
+    def restore(self, checkpoint_path: str):
+        """Loads the JSON written by `save` (Ray 2.60 never calls it)."""
+        with open(checkpoint_path) as f:
+            self.load_state_dict(json.load(f))
+
+    def state_callback(self) -> Callback:
+        """A Ray Tune callback that checkpoints this scheduler's rungs with the run.
+
+        Pass it in `RunConfig(callbacks=[...])` so that `Tuner.restore` resumes the rungs
+        (see the module docstring for why Ray needs this).
+        """
+        return _SchedulerStateCallback(self)
+
+    # Pickling (Ray pickles the scheduler into tuner.pkl) carries the versioned JSON
+    # state, not self.__dict__, so checkpoints do not depend on private attribute names.
+    def __getstate__(self) -> dict[str, Any]:
+        core = self._core
+        settings = {
+            "metrics": self._metrics,
+            "modes": self._modes,
+            "time_attr": self._time_attr,
+            "grace_period": core.grace_period,
+            "reduction_factor": core.reduction_factor,
+            "max_t": core.max_t,
+        }
+        return {"settings": settings, "state": self.state_dict()}
+
+    def __setstate__(self, pickled: dict[str, Any]) -> None:
+        self.__init__(**pickled["settings"])
+        self.load_state_dict(pickled["state"])
+
+
+class _SchedulerStateCallback(Callback):
+    """Carries a ParetoASHA's state through Ray's experiment checkpoints."""
+
+    def __init__(self, scheduler: ParetoASHA):
+        self._scheduler = scheduler
+
+    def get_state(self) -> dict[str, Any]:
+        """Called by Ray at each experiment checkpoint."""
+        return {"pareto_asha": self._scheduler.state_dict()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Called by Ray on restore, before trials are re-added to the scheduler."""
+        self._scheduler.load_state_dict(state["pareto_asha"])

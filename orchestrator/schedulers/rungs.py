@@ -1,0 +1,185 @@
+"""Ray-free core of multi-objective ASHA: rungs, promotion and the stop decision.
+
+Asynchronous successive halving (Li et al. 2020) with Pareto promotion (MO-ASHA,
+Schmucker et al. 2021, https://arxiv.org/abs/2106.12639): a trial that reaches a rung is
+compared with every trial recorded there so far, and continues only if it falls in the
+best 1/reduction_factor of them by `promotion_order` (non-dominated rank, then crowding
+distance). All points are already minimisation (see `orchestrator.pareto`).
+
+The Ray adapter (`orchestrator.schedulers.moasha.ParetoASHA`) only delegates here, so
+this file is tested with hand-picked numbers and no Ray.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from orchestrator.pareto import promotion_order
+
+__all__ = ["CONTINUE", "STOP", "RungCore"]
+
+CONTINUE = "continue"
+STOP = "stop"
+
+_STATE_VERSION = 1
+
+# n / reduction_factor in floating point can land a hair above an integer
+# (11 / 1.1 == 10.000000000000002); without this, ceil() would keep one trial too many.
+_CEIL_SLACK = 1e-9
+
+
+class RungCore:
+    """Rung bookkeeping and stop decisions of asynchronous successive halving.
+
+    Rung levels are grace_period * reduction_factor**k for k = 0, 1, ... while below
+    max_t. At a rung, a trial continues if its position in `promotion_order` of all
+    points recorded at that rung (itself included) is < ceil(n / reduction_factor), so
+    the first trial at a rung always continues.
+
+    Args:
+        grace_period: The first rung level, in units of the fidelity t (> 0).
+        reduction_factor: Keep the best 1/reduction_factor at each rung (> 1).
+        max_t: Fidelity at which trials finish by themselves (>= grace_period); no rung
+            is placed at or above it.
+    """
+
+    def __init__(self, grace_period: int, reduction_factor: float, max_t: int):
+        if grace_period <= 0:
+            raise ValueError(f"grace_period must be > 0, got {grace_period}")
+        if reduction_factor <= 1:
+            raise ValueError(f"reduction_factor must be > 1, got {reduction_factor}")
+        if max_t < grace_period:
+            raise ValueError(
+                f"max_t must be >= grace_period ({grace_period}), got {max_t}"
+            )
+        self.grace_period = grace_period
+        self.reduction_factor = float(reduction_factor)
+        self.max_t = max_t
+        self.levels: list[float] = []
+        level = float(grace_period)
+        while level < max_t:
+            self.levels.append(level)
+            level *= self.reduction_factor
+        # Per rung, in arrival order (the order is the tie-break of promotion_order):
+        self._trial_ids: list[list[str]] = [[] for _ in self.levels]
+        self._points: list[list[list[float]]] = [[] for _ in self.levels]
+        self._recorded: list[set[str]] = [set() for _ in self.levels]
+        self.stopped: dict[str, float] = {}
+
+    def on_result(self, trial_id: str, t: float, point: np.ndarray | None) -> str:
+        """Decides whether a trial goes on after one report.
+
+        Called for every report of every trial. The report is judged at the highest
+        rung level <= t, once per trial and rung; reports below the first rung, between
+        rungs, at a rung the trial has already passed, or at t >= max_t continue
+        without being judged.
+
+        Args:
+            trial_id: The reporting trial.
+            t: Its fidelity (epochs, steps, ...), non-decreasing per trial.
+            point: Its objectives at t, minimisation, shape [m]; None if a metric was
+                missing.
+
+        Returns:
+            CONTINUE ("continue") or STOP ("stop"). A trial that reaches a rung with a
+            missing (None), NaN or infinite objective is stopped without being recorded
+            there, so it does not change the cutoff for the others. A trial stopped
+            before keeps getting STOP. Stopped trials are listed in `stopped`
+            (trial_id -> t).
+        """
+        if trial_id in self.stopped:
+            return STOP
+        if t >= self.max_t:
+            return CONTINUE  # the trial finishes by itself
+        rung = self._rung_at(t)
+        if rung is None or trial_id in self._recorded[rung]:
+            return CONTINUE
+        if point is None or not np.isfinite(np.asarray(point, dtype=float)).all():
+            self.stopped[trial_id] = t
+            return STOP
+        values = [float(v) for v in np.asarray(point, dtype=float).reshape(-1)]
+        if self._points[rung] and len(values) != len(self._points[rung][0]):
+            raise ValueError(
+                f"trial {trial_id} reported {len(values)} objectives, "
+                f"the rung holds {len(self._points[rung][0])}"
+            )
+        self._trial_ids[rung].append(trial_id)
+        self._points[rung].append(values)
+        self._recorded[rung].add(trial_id)
+
+        points = np.asarray(self._points[rung])  # [n, m], the new trial last
+        n = len(points)
+        # NOTE(surnn): Syne Tune 0.16's MOASHA reads element -1 of an argsort as the new
+        # trial's rank (the index of whichever trial sorted last), so a trial that
+        # dominates the whole rung can be stopped (/work/shared/STACK.md, "Pareto-aware
+        # ASHA"). We look up where the new trial itself (index n - 1) sits in the order.
+        position = int(np.flatnonzero(promotion_order(points) == n - 1)[0])
+        keep = math.ceil(n / self.reduction_factor - _CEIL_SLACK)
+        if position < keep:
+            return CONTINUE
+        self.stopped[trial_id] = t
+        return STOP
+
+    def _rung_at(self, t: float) -> int | None:
+        """Index of the highest rung level <= t, or None below the first one."""
+        below = [k for k, level in enumerate(self.levels) if level <= t]
+        return below[-1] if below else None
+
+    def rung_sizes(self) -> list[tuple[float, int]]:
+        """(level, number of trials recorded) per rung, lowest first."""
+        return [(level, len(ids)) for level, ids in zip(self.levels, self._trial_ids)]
+
+    def state_dict(self) -> dict[str, Any]:
+        """The whole state as plain JSON types, versioned.
+
+        Returns:
+            {"version": 1, "grace_period", "reduction_factor", "max_t", "rungs":
+            [{"level", "trial_ids", "points"}, ...], "stopped": {trial_id: t}}; lists
+            keep arrival order.
+        """
+        return {
+            "version": _STATE_VERSION,
+            "grace_period": self.grace_period,
+            "reduction_factor": self.reduction_factor,
+            "max_t": self.max_t,
+            "rungs": [
+                {"level": level, "trial_ids": list(ids), "points": [list(p) for p in pts]}
+                for level, ids, pts in zip(self.levels, self._trial_ids, self._points)
+            ],
+            "stopped": dict(self.stopped),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Replaces the state with one from `state_dict` (possibly via JSON).
+
+        Args:
+            state: A dict made by `state_dict` of a core with the same schedule.
+
+        Raises:
+            ValueError: On an unknown version, or a state whose schedule (grace_period,
+                reduction_factor, max_t, rung levels) differs from this core's.
+        """
+        if state.get("version") != _STATE_VERSION:
+            raise ValueError(
+                f"unknown RungCore state version {state.get('version')!r} "
+                f"(this code reads version {_STATE_VERSION})"
+            )
+        schedule = (state["grace_period"], float(state["reduction_factor"]), state["max_t"])
+        levels = [float(rung["level"]) for rung in state["rungs"]]
+        if schedule != (self.grace_period, self.reduction_factor, self.max_t) or (
+            levels != self.levels
+        ):
+            raise ValueError(
+                f"state is for grace_period, reduction_factor, max_t = {schedule} with "
+                f"rungs {levels}; this core has "
+                f"{(self.grace_period, self.reduction_factor, self.max_t)} with {self.levels}"
+            )
+        self._trial_ids = [list(rung["trial_ids"]) for rung in state["rungs"]]
+        self._points = [
+            [[float(v) for v in p] for p in rung["points"]] for rung in state["rungs"]
+        ]
+        self._recorded = [set(ids) for ids in self._trial_ids]
+        self.stopped = dict(state["stopped"])

@@ -1,0 +1,111 @@
+"""Optuna multi-objective search wired into Ray Tune.
+
+The study lives in an Optuna RDB storage (SQLite by default), so `optuna-dashboard` opens it
+and a resumed sweep continues the same study. Two things differ from Ray's stock
+`OptunaSearch`:
+
+* A trial that the early-stopping scheduler stopped (or that never reached the full budget)
+  is told to Optuna as PRUNED, not COMPLETE: its low-fidelity values must not pose as
+  full-budget results (Ray would otherwise tell them as COMPLETE).
+* Constraints (`update_rate <= 0.5`) are stored on each trial and handed to the sampler's
+  `constraints_func`, Optuna's convention being "feasible where every value is <= 0".
+"""
+from __future__ import annotations
+
+import warnings
+
+import optuna
+from ray.tune.search.optuna import OptunaSearch
+
+CONSTRAINTS_ATTR = "constraints"
+
+
+def distributions(parameters: dict) -> dict[str, optuna.distributions.BaseDistribution]:
+    """Spec parameters -> Optuna distributions (the search space Optuna samples directly)."""
+    out = {}
+    for name, p in parameters.items():
+        if p.type == "categorical":
+            out[name] = optuna.distributions.CategoricalDistribution(list(p.values))
+        elif p.type == "int":
+            out[name] = optuna.distributions.IntDistribution(int(p.low), int(p.high), log=p.log, step=p.step or 1)
+        else:
+            out[name] = optuna.distributions.FloatDistribution(p.low, p.high, log=p.log, step=p.step)
+    return out
+
+
+def _constraints_func(trial: optuna.trial.FrozenTrial) -> list[float]:
+    return list(trial.user_attrs.get(CONSTRAINTS_ATTR, []))
+
+
+def make_sampler(name: str, seed: int, constrained: bool) -> optuna.samplers.BaseSampler:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    cf = _constraints_func if constrained else None
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, constraints_func=cf, multivariate=True)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, constraints_func=cf)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, constraints_func=cf)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise ValueError(f"search.sampler: unknown sampler {name!r}")
+
+
+def constraint_values(constraints, result: dict) -> list[float]:
+    """Each constraint as a number that is <= 0 where it holds (Optuna's convention)."""
+    values = []
+    for c in constraints:
+        v = float(result[c.metric])
+        values.append(c.violation(v))
+    return values
+
+
+class ParetoOptunaSearch(OptunaSearch):
+    """OptunaSearch that reports partial-budget trials as PRUNED and records constraints."""
+
+    def __init__(self, *, full_budget: int, time_attr: str, constraints=(), **kwargs):
+        super().__init__(**kwargs)
+        self._full_budget = full_budget
+        self._time_attr = time_attr
+        self._constraints = list(constraints)
+
+    def restore(self, checkpoint_path: str):
+        """Reload the searcher; study trials it no longer knows (lost with a killed driver) are failed."""
+        super().restore(checkpoint_path)
+        known = {t.number for t in self._ot_trials.values()}
+        for frozen in self._ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            if frozen.number not in known:
+                self._ot_study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        if trial_id in self._ot_trials and result and not error:
+            if result.get(self._time_attr, 0) < self._full_budget:
+                result = None          # stopped early: PRUNED, never a full-budget point
+            elif self._constraints:
+                self._ot_trials[trial_id].set_user_attr(
+                    CONSTRAINTS_ATTR, constraint_values(self._constraints, result))
+        super().on_trial_complete(trial_id, result=result, error=error)
+
+
+def prepare_study(storage_url: str, study_name: str, metric_names: list[str], modes: list[str]) -> optuna.Study:
+    """Create (or load) the study with named objectives, so dashboards label their axes."""
+    study = optuna.create_study(
+        storage=optuna.storages.RDBStorage(storage_url), study_name=study_name, load_if_exists=True,
+        directions=["maximize" if m == "max" else "minimize" for m in modes])
+    if study.metric_names != metric_names:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(metric_names)
+    return study
+
+
+def make_searcher(spec, objectives, block_max_t: int, study_name: str, storage_url: str, time_attr: str = "epoch"):
+    """The ParetoOptunaSearch for one task of a spec, over that task's objectives."""
+    search = spec.search
+    metrics, modes = [o.metric for o in objectives], [o.mode for o in objectives]
+    prepare_study(storage_url, study_name, metrics, modes)
+    return ParetoOptunaSearch(
+        space=distributions(spec.parameters), metric=metrics, mode=modes,
+        sampler=make_sampler(search.sampler, search.seed, bool(search.constraints)),
+        storage=optuna.storages.RDBStorage(storage_url), study_name=study_name,
+        full_budget=block_max_t, time_attr=time_attr, constraints=search.constraints)

@@ -1,0 +1,52 @@
+"""A cheap trainable with the surnn.train contract, for sweep tests.
+
+Its two objectives are a known function of the config, so a test can compute the true front:
+quality = x * (1 - exp(-epoch / 2)) (maximise) and update_rate = x**2 (minimise), x in [0, 1]
+being `gate_threshold` here. `fail_below`: trials with x below it raise (every attempt);
+`flaky_file`: a trial raises on its first attempt only (the file records attempts).
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+EPOCH_SECONDS = float(os.environ.get("TOY_EPOCH_SECONDS", "0.05"))
+
+
+def toy_train(config: dict, report) -> dict:
+    x = float(config["gate_threshold"])
+    epochs = int(config.get("epochs", 4))
+    if x < float(config.get("fail_below", -1.0)):
+        raise RuntimeError(f"toy failure for x={x}")
+    flaky = config.get("flaky_file")
+    if flaky:
+        marker = Path(flaky) / f"{x:.12f}"
+        if not marker.exists():
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text("1")
+            raise RuntimeError("toy flaky failure, first attempt")
+    ckpt = Path(config["checkpoint_dir"]) if config.get("checkpoint_dir") else None
+    start = 0
+    if ckpt and (ckpt / "epoch.txt").exists():
+        start = int((ckpt / "epoch.txt").read_text())
+    metrics = {}
+    for epoch in range(start + 1, epochs + 1):
+        time.sleep(EPOCH_SECONDS)
+        metrics = {"epoch": epoch, "val_accuracy": x * (1 - math.exp(-epoch / 2)), "update_rate": x * x,
+                   "train_loss": 1.0 - x, "tokens_per_s": 1000.0}
+        if ckpt:
+            ckpt.mkdir(parents=True, exist_ok=True)
+            (ckpt / "epoch.txt").write_text(str(epoch))
+        report(metrics, checkpoint_dir=str(ckpt) if ckpt else None)
+    return {**metrics, "status": "completed"}
+
+
+def _validate(config: dict) -> None:
+    if "gate_threshold" not in config:
+        raise ValueError("gate_threshold: required by the toy trainable")
+
+
+toy_train.validate = _validate
+toy_train.reports = lambda config: {"epoch", "val_accuracy", "update_rate", "train_loss", "tokens_per_s"}
