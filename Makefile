@@ -1,4 +1,4 @@
-# Two commands do all the set-up: `make train` (the main job) and `make test`.
+# Two commands do all the set-up: `make sweep` (the main job) and `make test`.
 # Each makes or refreshes the virtual environment in .venv when pyproject.toml changes.
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX_URL ?=
 
-.PHONY: install train test bench clean
+.PHONY: install sweep train test bench clean
 
 install: $(STAMP)
 
@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL)) "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
+
+sweep: $(STAMP)
+	$(PY) -m orchestrator.sweep search_spaces/lra.yaml --profile local $(ARGS)
 
 train: $(STAMP)
 	$(PY) -m surnn.train --task delayed_recall --hidden-size 128 --epochs 4 --steps-per-epoch 60 \

@@ -46,6 +46,9 @@ class ConsoleView(tune.Callback):
     def on_step_begin(self, iteration, trials, **info):
         self._show()
 
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self._show()
+
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._show(force=True)
 

@@ -12,7 +12,13 @@ from pathlib import Path
 
 
 def write_front_files(rows: list[dict], objectives: list[tuple[str, str, float]], folder: Path) -> list[Path]:
-    """Write pareto_front.csv/.png/.html for `rows` (one per full-budget trial) into folder."""
+    """Write pareto_front.csv/.png/.html for `rows` into folder.
+
+    One row per trial with results: its objectives, settings, `status` (completed, stopped,
+    failed, killed) and `pareto_rank` (None unless it completed the full budget, the only
+    trials that can be on the front). Stopped trials are drawn at their last, low-fidelity
+    values, hollow, to show where early stopping cut the search.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     return [_csv(rows, folder / "pareto_front.csv"), _png(rows, objectives, folder / "pareto_front.png"),
             _html(rows, objectives, folder / "pareto_front.html")]
@@ -23,7 +29,7 @@ def _csv(rows: list[dict], path: Path) -> Path:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
-        writer.writerows(sorted(rows, key=lambda r: (r["pareto_rank"], str(r["trial_id"]))))
+        writer.writerows(sorted(rows, key=lambda r: (r["pareto_rank"] is None, r["pareto_rank"] or 0, str(r["trial_id"]))))
     return path
 
 
@@ -39,14 +45,18 @@ def _png(rows: list[dict], objectives, path: Path) -> Path:
 
     (x, gx, _), (y, gy, _) = _axes(objectives)
     fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=120)
-    others = [r for r in rows if not r["pareto_optimal"]]
+    others = [r for r in rows if not r["pareto_optimal"] and r["pareto_rank"] is not None]
+    partial = [r for r in rows if r["pareto_rank"] is None]
     front = _front_line(rows, x, y)
-    ax.scatter([r[x] for r in others], [r[y] for r in others], c="0.6", s=22, label="trials")
+    ax.scatter([r[x] for r in partial], [r[y] for r in partial], facecolors="none", edgecolors="0.7", s=22,
+               label="stopped early (last values)")
+    ax.scatter([r[x] for r in others], [r[y] for r in others], c="0.45", s=22, label="full budget")
     ax.plot([r[x] for r in front], [r[y] for r in front], "-o", c="tab:red", ms=6, label="Pareto front",
             drawstyle="steps-post" if front else "default")
     ax.set_xlabel(f"{x} ({gx})")
     ax.set_ylabel(f"{y} ({gy})")
-    ax.set_title(f"{len(front)} Pareto-optimal of {len(rows)} full-budget trials")
+    full = sum(r["pareto_rank"] is not None for r in rows)
+    ax.set_title(f"{len(front)} Pareto-optimal of {full} full-budget trials ({len(rows)} trials)")
     ax.grid(alpha=0.3)
     ax.legend(loc="best")
     fig.tight_layout()
@@ -86,7 +96,9 @@ el('text', {{x: 16, y: (H - B) / 2, 'text-anchor': 'middle', transform: `rotate(
 const front = rows.filter(r => r.pareto_optimal).sort((a, b) => a[X] - b[X]);
 if (front.length) el('polyline', {{points: front.map(r => sx(r[X]) + ',' + sy(r[Y])).join(' '), fill: 'none', stroke: '#d62728', 'stroke-width': 2}});
 for (const r of rows) {{
-  const c = el('circle', {{cx: sx(r[X]), cy: sy(r[Y]), r: r.pareto_optimal ? 6 : 4, fill: r.pareto_optimal ? '#d62728' : '#999', opacity: 0.85}});
+  const full = r.pareto_rank !== null;
+  const c = el('circle', {{cx: sx(r[X]), cy: sy(r[Y]), r: r.pareto_optimal ? 6 : 4, opacity: 0.85,
+    fill: r.pareto_optimal ? '#d62728' : (full ? '#777' : 'none'), stroke: full ? 'none' : '#aaa'}});
   c.addEventListener('mousemove', e => {{ tip.style.display = 'block'; tip.style.left = (e.pageX + 12) + 'px'; tip.style.top = (e.pageY + 12) + 'px';
     tip.textContent = Object.entries(r).map(([k, v]) => k + ': ' + (typeof v === 'number' ? +v.toPrecision(5) : v)).join('\\n'); }});
   c.addEventListener('mouseleave', () => tip.style.display = 'none');
@@ -102,7 +114,8 @@ def _html(rows: list[dict], objectives, path: Path) -> Path:
     n_front = sum(1 for r in rows if r["pareto_optimal"])
     path.write_text(_HTML.format(
         title=html.escape(f"{y} vs {x}"), subtitle=html.escape(
-            f"{n_front} Pareto-optimal (red, joined) of {len(rows)} full-budget trials; hover a point for its settings."),
+            f"{n_front} Pareto-optimal (red, joined) of {sum(r['pareto_rank'] is not None for r in rows)} "
+            f"full-budget trials (grey); hollow: stopped early, at their last values. Hover a point for its settings."),
         rows=json.dumps(rows, default=str), x=json.dumps(x), y=json.dumps(y),
         xlabel=json.dumps(f"{x} ({gx})"), ylabel=json.dumps(f"{y} ({gy})")))
     return path

@@ -23,6 +23,8 @@ class PreflightError(RuntimeError):
 def start_ray(address: str | None) -> None:
     """Connect to `address`, or start a local Ray without the dashboard."""
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    # Trials keep the driver's working directory, so relative paths in a spec mean the same there.
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if ray.is_initialized():
         return

@@ -208,11 +208,16 @@ class SweepTracker(tune.Callback):
 
     def _log_front_files(self, fr: dict) -> None:
         names = [m for m, _, _ in self.objectives]
+        rank_of = dict(zip(fr["trial_ids"], fr["ranks"]))
         rows = []
-        for tid, vals, rank in zip(fr["trial_ids"], fr["values"], fr["ranks"]):
-            entry = self.state["trials"][tid]
-            rows.append({"trial_id": tid, "run_id": entry["run_id"], "pareto_rank": rank,
-                         "pareto_optimal": rank == 0, **dict(zip(names, vals)), **entry.get("params", {})})
+        for tid, entry in self.state["trials"].items():
+            last = entry.get("last", {})
+            if not all(isinstance(last.get(m), (int, float)) for m in names):
+                continue   # failed before its first evaluation
+            rank = rank_of.get(tid)
+            rows.append({"trial_id": tid, "run_id": entry["run_id"], "status": entry["status"],
+                         "fidelity": last.get(self.time_attr), "pareto_rank": rank, "pareto_optimal": rank == 0,
+                         **{m: last[m] for m in names}, **entry.get("params", {})})
         with tempfile.TemporaryDirectory() as tmp:
             paths = plots.write_front_files(rows, self.objectives, Path(tmp))
             for p in paths:

@@ -14,7 +14,6 @@ concurrent trials would slow each other down many times over). A return value wi
 from __future__ import annotations
 
 import importlib
-import os
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -45,7 +44,6 @@ def make_trial_fn(trainable_ref: str, fixed: dict, cpus: float, scalarize: dict 
                 shutil.copytree(folder, ckpt_dir, dirs_exist_ok=True)
         config = {**fixed, **params, "checkpoint_dir": str(ckpt_dir)}
         config.setdefault("num_threads", max(1, int(cpus)))
-        os.environ.setdefault("OMP_NUM_THREADS", str(config["num_threads"]))
 
         def report(metrics: dict, checkpoint_dir: str | None = None) -> None:
             metrics = dict(metrics)

@@ -104,7 +104,7 @@ def test_gpu_the_cluster_lacks_fails_before_any_trial(tmp_path):
 
 @pytest.mark.slow
 def test_sweep_logs_parent_children_and_the_front(tmp_path):
-    spec = write_spec(tmp_path)
+    spec = write_spec(tmp_path, search={"sampler": "tpe", "constraints": ["update_rate <= 0.5"]})
     proc = run_sweep(tmp_path, str(spec))
     assert proc.returncode == 0, proc.stderr[-3000:]
     client, parents, children = mlflow_runs(tmp_path)
@@ -133,6 +133,9 @@ def test_sweep_logs_parent_children_and_the_front(tmp_path):
     states = [t.state.name for t in study.trials]
     assert study.metric_names == ["val_accuracy", "update_rate"]
     assert states.count("COMPLETE") == statuses.count("completed") and states.count("PRUNED") == statuses.count("stopped")
+    for t in study.trials:   # the constraint reaches the sampler as Optuna's "<= 0 is feasible" values
+        if t.state.name == "COMPLETE":
+            assert t.user_attrs["constraints"] == pytest.approx([t.values[1] - 0.5])
 
 
 @pytest.mark.slow
