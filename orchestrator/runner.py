@@ -34,19 +34,38 @@ def start_ray(address: str | None) -> None:
         ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
 
 
-def preflight(spec, profile: str | None) -> None:
-    """Fail now, not after an endless wait, when no node can ever run one trial."""
-    have = ray.cluster_resources()
+def preflight(spec, profile: str | None, wait_s: float = 0.0) -> None:
+    """Fail now, not after an endless wait, when no node can run one trial.
+
+    On a cluster with an autoscaler (a KubeRay GPU group scaled from zero), `wait_s` > 0 asks
+    the autoscaler for one trial's resources and waits that long for a node to join.
+    """
     want = spec.resources_per_trial
-    hint = "--profile local" if profile != "local" and "local" in spec.profiles else "--set resources_per_trial.gpu=0"
-    if want.gpu > 0 and have.get("GPU", 0) < want.gpu:
-        raise PreflightError(
-            f"resources_per_trial.gpu: each trial asks for {want.gpu} GPU but the Ray cluster has "
-            f"{have.get('GPU', 0):g}; use {hint} (or --ray-address of a cluster with GPUs)")
-    if have.get("CPU", 0) < want.cpu:
-        raise PreflightError(
-            f"resources_per_trial.cpu: each trial asks for {want.cpu} CPUs but the Ray cluster has "
-            f"{have.get('CPU', 0):g}; lower it with --set resources_per_trial.cpu=N")
+
+    def missing() -> str | None:
+        have = ray.cluster_resources()
+        if want.gpu > 0 and have.get("GPU", 0) < want.gpu:
+            return f"resources_per_trial.gpu: each trial asks for {want.gpu:g} GPU but the Ray cluster has {have.get('GPU', 0):g}"
+        if have.get("CPU", 0) < want.cpu:
+            return f"resources_per_trial.cpu: each trial asks for {want.cpu:g} CPUs but the Ray cluster has {have.get('CPU', 0):g}"
+        return None
+
+    problem = missing()
+    if problem and wait_s > 0:
+        from ray.autoscaler.sdk import request_resources
+
+        print(f"waiting up to {wait_s:.0f} s for the autoscaler: {problem}", file=sys.stderr, flush=True)
+        request_resources(bundles=[{"CPU": want.cpu, **({"GPU": want.gpu} if want.gpu else {})}])
+        deadline = time.time() + wait_s
+        while problem and time.time() < deadline:
+            time.sleep(5)
+            problem = missing()
+        request_resources(bundles=[])   # withdraw the standing request; Tune's own demand takes over
+    if problem:
+        hint = "--profile local" if profile != "local" and "local" in spec.profiles else "--set resources_per_trial.gpu=0"
+        fix = f"use {hint} (or --ray-address of a cluster with GPUs)" if "gpu" in problem.split(":")[0] \
+            else "lower it with --set resources_per_trial.cpu=N"
+        raise PreflightError(f"{problem}; {fix}")
 
 
 def make_scheduler(spec, objectives, max_t: int):
@@ -128,12 +147,15 @@ def _finish(tracker, seconds: float) -> dict:
             "parent_run_id": tracker.parent_run_id}
 
 
-def run_plans(spec, plans, *, tracking_uri: str, ray_address: str | None, resume: bool, profile: str | None) -> int:
+def run_plans(spec, plans, *, tracking_uri: str, ray_address: str | None, resume: bool, profile: str | None,
+              wait_for_resources: float | None = None) -> int:
     from orchestrator.tracking import configure_mlflow_env
 
     configure_mlflow_env()
     start_ray(ray_address)
-    preflight(spec, profile)
+    if wait_for_resources is None:   # a cluster may autoscale; a local Ray cannot grow
+        wait_for_resources = 600.0 if ray_address else 0.0
+    preflight(spec, profile, wait_for_resources)
     status = 0
     for block, plan in zip(spec.task_blocks(), plans):
         summary = run_plan(spec, block, plan, tracking_uri, resume)

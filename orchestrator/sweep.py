@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the sweep of the same name (same study, same MLflow parent run)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the spec's)")
     p.add_argument("--ray-address", help="a running Ray cluster (default: $RAY_ADDRESS, else start Ray locally)")
+    p.add_argument("--wait-for-resources", type=float, metavar="SECONDS",
+                   help="on a cluster that lacks one trial's resources, ask its autoscaler and wait this long "
+                        "(default: 600 with a Ray address, 0 for a local Ray)")
     return p
 
 
@@ -123,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return run_plans(spec, plans, tracking_uri=tracking_uri, ray_address=ray_address,
-                         resume=args.resume, profile=args.profile)
+                         resume=args.resume, profile=args.profile, wait_for_resources=args.wait_for_resources)
     except PreflightError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
