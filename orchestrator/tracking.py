@@ -50,7 +50,6 @@ class SweepTracker(tune.Callback):
         self.spec_yaml, self.search_space = spec_yaml, search_space
         self.client: MlflowClient | None = None
         self.state: dict = {}
-        self.started = time.time()
 
     # -- pickling: Ray stores callbacks with the experiment; the client is rebuilt in setup().
     def __getstate__(self):
@@ -138,7 +137,9 @@ class SweepTracker(tune.Callback):
         self._after_finish()
 
     def on_experiment_end(self, trials, **info) -> None:
-        self.finalize()
+        # Also called when the run is interrupted: the sweep decides afterwards whether to
+        # finalize (every trial ended) or to leave the parent resumable (see runner._finish).
+        self._save()
 
     # -- the front ----------------------------------------------------------------------------
     @property

@@ -173,7 +173,11 @@ def test_resume_after_the_driver_is_stopped(tmp_path, sig):
         proc.kill()
         pytest.fail("the sweep never reached a state worth interrupting")
     os.kill(proc.pid, sig)
-    proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=120)
+    if sig == signal.SIGINT:   # a clean stop says how to go on, and leaves nothing RUNNING
+        assert proc.returncode == 1 and "interrupted; continue with --resume" in err, err[-2000:]
+        _, parents, children = mlflow_runs(tmp_path)
+        assert parents[0].info.status == "KILLED" and all(c.info.status != "RUNNING" for c in children)
     if sig == signal.SIGKILL:   # the driver's Ray processes outlive it; end them as a crash would
         subprocess.run(["pkill", "-9", "-s", str(proc.pid)], check=False)
     before = json.loads(state.read_text())["trials"]
