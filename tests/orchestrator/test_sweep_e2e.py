@@ -203,3 +203,33 @@ def test_resume_after_the_driver_is_stopped(tmp_path, sig):
     study = optuna.load_study(study_name="toy", storage=f"sqlite:///{tmp_path}/optuna.db")
     states = [t.state.name for t in study.trials]
     assert states.count("COMPLETE") == 6 and "RUNNING" not in states
+
+
+@pytest.mark.slow
+def test_too_many_failed_trials_stop_the_sweep_and_keep_results(tmp_path):
+    spec = write_spec(tmp_path, training={"epochs": 2, "fail_below": 0.6}, scheduler="none",
+                      search={"num_trials": 12, "max_concurrent": 1},
+                      failure={"max_failures_per_trial": 0, "max_failed_trials": 1})
+    proc = run_sweep(tmp_path, str(spec))
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    _, parents, children = mlflow_runs(tmp_path)
+    statuses = [c.data.tags["sweep.status"] for c in children]
+    assert statuses.count("failed") == 2 and len(children) < 12   # stopped after the second failure
+    assert parents[0].info.status == "FINISHED" and all(c.info.status != "RUNNING" for c in children)
+    finished = [c for c in children if c.data.tags["sweep.status"] == "completed"]
+    assert all(c.data.tags["pareto_optimal"] in ("true", "false") for c in finished)
+
+
+@pytest.mark.parametrize("path,profile", [("search_spaces/lra.yaml", "local"), ("search_spaces/synthetic.yaml", None),
+                                          ("search_spaces/synthetic.yaml", "local")])
+def test_shipped_search_spaces_validate_and_plan(tmp_path, path, profile):
+    args = [str(ROOT / path), "--dry-run"] + (["--profile", profile] if profile else [])
+    proc = run_sweep(tmp_path, *args)
+    assert proc.returncode == 0, proc.stderr
+    assert "# plan" in proc.stdout and "rungs at epoch" in proc.stdout
+
+
+def test_lra_tasks_without_a_loader_fail_clearly(tmp_path):
+    proc = run_sweep(tmp_path, str(ROOT / "search_spaces" / "lra.yaml"), "--dry-run")
+    assert proc.returncode == 2
+    assert "tasks[1].name: unknown task 'text': no data loader for it" in proc.stderr
