@@ -123,58 +123,23 @@ def delayed_recall(rng: np.random.Generator, num_samples: int, *, num_tokens: in
     return {"input_ids": _list_array(offsets, ids), "targets": _list_array(offsets, targets)}
 
 
-def _splits(generator, counts: tuple[int, int, int], seed: int, options: dict) -> dict:
+def build_splits(generator, num_train: int, num_val: int, num_test: int, seed: int = 0,
+                 **options) -> dict[str, dict]:
+    """Train/validation/test columns of one generator (`selective_copy`, `adding`, `delayed_recall`).
+
+    Each split draws from its own stream spawned from `seed`, so resizing one split leaves the
+    others unchanged; the data depend on the seed and the options only.
+
+    Args:
+        generator: one of this module's generators, called as generator(rng, n, **options).
+        num_train, num_val, num_test: sequences per split.
+        seed: the root seed.
+        **options: the generator's keywords (e.g. `seq_len`).
+
+    Returns:
+        `train`, `validation`, `test` -> columns.
+    """
     streams = np.random.SeedSequence(seed).spawn(len(SPLITS))
+    counts = (num_train, num_val, num_test)
     return {split: generator(np.random.default_rng(stream), n, **options)
             for split, n, stream in zip(SPLITS, counts, streams)}
-
-
-def selective_copy_splits(num_train: int = 10000, num_val: int = 1000, num_test: int = 1000,
-                          seed: int = 0, **options) -> dict[str, dict]:
-    """Train/validation/test columns of `selective_copy` (options are its keywords).
-
-    Args:
-        num_train: training sequences.
-        num_val: validation sequences.
-        num_test: test sequences.
-        seed: the data depend on this seed only (and on the options).
-        **options: `seq_len`, `num_tokens`, `vocab_size`.
-
-    Returns:
-        `train`, `validation`, `test` -> columns.
-    """
-    return _splits(selective_copy, (num_train, num_val, num_test), seed, options)
-
-
-def adding_splits(num_train: int = 20000, num_val: int = 1000, num_test: int = 1000,
-                  seed: int = 0, **options) -> dict[str, dict]:
-    """Train/validation/test columns of `adding` (options: `seq_len`).
-
-    Args:
-        num_train: training sequences.
-        num_val: validation sequences.
-        num_test: test sequences.
-        seed: the data depend on this seed only (and on the options).
-        **options: `seq_len`.
-
-    Returns:
-        `train`, `validation`, `test` -> columns.
-    """
-    return _splits(adding, (num_train, num_val, num_test), seed, options)
-
-
-def delayed_recall_splits(num_train: int = 20000, num_val: int = 1000, num_test: int = 1000,
-                          seed: int = 0, **options) -> dict[str, dict]:
-    """Train/validation/test columns of `delayed_recall` (options are its keywords).
-
-    Args:
-        num_train: training sequences.
-        num_val: validation sequences.
-        num_test: test sequences.
-        seed: the data depend on this seed only (and on the options).
-        **options: `num_tokens`, `vocab_size`, `min_delay`, `max_delay`.
-
-    Returns:
-        `train`, `validation`, `test` -> columns.
-    """
-    return _splits(delayed_recall, (num_train, num_val, num_test), seed, options)

@@ -168,19 +168,19 @@ _REGISTRY: dict[str, _Spec] = {
         SelectiveCopyOptions,
         lambda o: _token_sequence_info("selective_copy", o),
         lambda o: datasets.Features({"input_ids": _IDS, "targets": _IDS}),
-        lambda o: synthetic.selective_copy_splits(**dataclasses.asdict(o))),
+        lambda o: synthetic.build_splits(synthetic.selective_copy, **dataclasses.asdict(o))),
     "adding": _Spec(
         AddingOptions,
         lambda o: TaskInfo("adding", "regression", "continuous", input_dim=2, num_classes=1,
                            metric="val_mse", pooling="last"),
         lambda o: datasets.Features({"inputs": datasets.List(datasets.Value("float32")),
                                      "target": datasets.Value("float32")}),
-        lambda o: synthetic.adding_splits(**dataclasses.asdict(o))),
+        lambda o: synthetic.build_splits(synthetic.adding, **dataclasses.asdict(o))),
     "delayed_recall": _Spec(
         DelayedRecallOptions,
         lambda o: _token_sequence_info("delayed_recall", o),
         lambda o: datasets.Features({"input_ids": _IDS, "targets": _IDS}),
-        lambda o: synthetic.delayed_recall_splits(**dataclasses.asdict(o))),
+        lambda o: synthetic.build_splits(synthetic.delayed_recall, **dataclasses.asdict(o))),
 }
 
 TASK_NAMES: tuple[str, ...] = tuple(_REGISTRY)

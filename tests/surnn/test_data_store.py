@@ -47,7 +47,7 @@ def counting(monkeypatch, name: str) -> list:
 
 
 def test_cache_is_written_once_then_read(tmp_path, monkeypatch):
-    calls = counting(monkeypatch, "delayed_recall_splits")
+    calls = counting(monkeypatch, "build_splits")
     first = load_task("delayed_recall", SMALL_RECALL, cache_dir=tmp_path)
     (folder,) = tmp_path.iterdir()
     stamp = os.stat(folder).st_mtime_ns

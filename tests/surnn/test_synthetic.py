@@ -72,15 +72,15 @@ def test_adding_structure_and_trivial_mse():
 
 
 def test_splits_use_distinct_streams_and_are_deterministic():
-    a = synthetic.delayed_recall_splits(50, 50, 50, seed=9)
-    b = synthetic.delayed_recall_splits(50, 50, 50, seed=9)
-    c = synthetic.delayed_recall_splits(50, 50, 50, seed=10)
+    a = synthetic.build_splits(synthetic.delayed_recall, 50, 50, 50, seed=9)
+    b = synthetic.build_splits(synthetic.delayed_recall, 50, 50, 50, seed=9)
+    c = synthetic.build_splits(synthetic.delayed_recall, 50, 50, 50, seed=10)
     assert set(a) == {"train", "validation", "test"}
     assert all(a[s]["input_ids"].equals(b[s]["input_ids"]) for s in a)
     assert not a["train"]["input_ids"].equals(a["validation"]["input_ids"])
     assert not a["train"]["input_ids"].equals(c["train"]["input_ids"])
     # One split's size does not change another split's data.
-    d = synthetic.delayed_recall_splits(70, 50, 50, seed=9)
+    d = synthetic.build_splits(synthetic.delayed_recall, 70, 50, 50, seed=9)
     assert d["test"]["input_ids"].equals(a["test"]["input_ids"])
 
 
