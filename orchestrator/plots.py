@@ -75,7 +75,7 @@ _HTML = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Pareto front: {title}</title>
 <style>body{{font:14px sans-serif;margin:24px}} #tip{{position:absolute;background:#fff;border:1px solid #999;
 padding:6px;font:12px monospace;white-space:pre;display:none;pointer-events:none}} circle{{cursor:pointer}}</style>
-</head><body><h2>{title}</h2><p>{subtitle}</p><svg id="plot" width="760" height="520"></svg><div id="tip"></div>
+</head><body><h2>{title}</h2><p>{subtitle}</p><svg id="plot" viewBox="0 0 760 520" style="width:100%;max-width:760px;height:auto"></svg><div id="tip"></div>
 <script>
 const rows = {rows}; const X = {x}, Y = {y};
 const svg = document.getElementById('plot'), tip = document.getElementById('tip');
