@@ -8,10 +8,8 @@ store and Optuna study in the working directory.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 

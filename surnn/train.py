@@ -18,7 +18,7 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch

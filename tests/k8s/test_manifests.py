@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from k8s_checks import KUBERNETES_VERSIONS, SCHEMAS, core_errors, crd_errors
+from k8s_checks import KUBERNETES_VERSIONS, core_errors, crd_errors
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"

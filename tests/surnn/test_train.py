@@ -5,7 +5,6 @@ import sys
 import time
 
 import pytest
-import torch
 
 from surnn.train import train
 from surnn.train_config import TrainConfig
