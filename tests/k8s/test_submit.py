@@ -210,3 +210,39 @@ def test_refused_rayjob_takes_its_configmap_back(tmp_path, api_server):
                        ("POST", "/api/v1/namespaces/surnn/configmaps"),
                        ("POST", "/apis/ray.io/v1/namespaces/surnn/rayjobs"),
                        ("DELETE", "/api/v1/namespaces/surnn/configmaps/lra-surnn-spec")]
+
+
+class RayJobStatusServer(FakeApiServer):
+    """Answers GET of a RayJob with the next status of a scripted sequence."""
+
+    statuses = [{"jobDeploymentStatus": "Initializing"},
+                {"jobDeploymentStatus": "Running", "jobStatus": "RUNNING"},
+                {"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED"}]
+
+    def do_GET(self):
+        self.requests.append(("GET", self.path))
+        i = min(sum(m == "GET" for m, _ in self.requests) - 1, len(self.statuses) - 1)
+        self._reply(200, {"apiVersion": "ray.io/v1", "kind": "RayJob", "metadata": {"name": "lra-surnn"},
+                          "status": self.statuses[i]})
+
+
+def test_wait_follows_the_rayjob_to_its_end(tmp_path, capsys):
+    from kubernetes import client
+
+    from orchestrator.kube import follow
+
+    RayJobStatusServer.requests = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RayJobStatusServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        config = client.Configuration()
+        config.host = f"http://127.0.0.1:{server.server_address[1]}"
+        status = follow("lra-surnn", "lra-surnn", "surnn", client.ApiClient(config), poll=0.01)
+    finally:
+        server.shutdown()
+    out = capsys.readouterr().out.splitlines()
+    assert status == 0
+    assert out[:3] == ["rayjob/lra-surnn: deployment Initializing, job -",
+                       "rayjob/lra-surnn: deployment Running, job RUNNING",
+                       "rayjob/lra-surnn: deployment Complete, job SUCCEEDED"]
+    assert "succeeded" in out[3] and "MLflow parent run is named 'lra-surnn'" in out[3]
