@@ -118,6 +118,11 @@ class LanguageModel(nn.Module):
                  layer_settings: dict | None = None):
         super().__init__()
         self.backbone = Backbone(width, num_layers, dropout, layer_settings or {}, vocab_size=vocab_size)
+        # The table is also the output layer: unit-variance rows would give logits of standard
+        # deviation sqrt(width) against normalised features, a near-one-hot start.
+        with torch.no_grad():
+            self.backbone.encoder.weight.normal_(0.0, width ** -0.5)
+            self.backbone.encoder.weight[0].zero_()
 
     def forward(self, inputs: Tensor, mask: Tensor | None = None, states=None, time_offset: int = 0):
         """Returns (ModelOutput with logits [B, T, V], states to continue from at time_offset + T)."""

@@ -27,7 +27,7 @@ from torch import nn
 
 from surnn.data import IGNORE_INDEX, TaskInfo, load_task, task_info
 from surnn.data.base import Batch
-from surnn.model import ModelOutput, SequenceClassifier
+from surnn.model import DualEncoder, LanguageModel, ModelOutput, SequenceClassifier
 from surnn.train_config import TrainConfig
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -108,6 +108,12 @@ def seed_everything(seed: int) -> None:
 
 def build_model(info: TaskInfo, cfg: TrainConfig) -> nn.Module:
     """The model a task's kind calls for, with every layer built from cfg's layer settings."""
+    if info.pair:
+        return DualEncoder(info.vocab_size, cfg.hidden_size, cfg.num_layers, info.num_classes,
+                           dropout=cfg.dropout, layer_settings=cfg.layer_settings())
+    if info.kind == "lm":
+        return LanguageModel(info.vocab_size, cfg.hidden_size, cfg.num_layers, dropout=cfg.dropout,
+                             layer_settings=cfg.layer_settings())
     num_outputs = 1 if info.kind == "regression" else info.num_classes
     return SequenceClassifier(
         cfg.hidden_size, cfg.num_layers, num_outputs, pooling=info.pooling, dropout=cfg.dropout,
@@ -137,20 +143,43 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_fraction: float, tota
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def to_device(batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    inputs = torch.from_numpy(batch.inputs).to(device, non_blocking=True)
-    mask = torch.from_numpy(batch.mask).to(device, non_blocking=True)
-    targets = torch.from_numpy(batch.targets).to(device, non_blocking=True)
-    return inputs, mask, targets
+def run_model(model, batch: Batch, info: TaskInfo, device: torch.device, cfg: TrainConfig):
+    """Forward one batch: (ModelOutput, targets, number of real steps fed)."""
+    def tensor(a):
+        return torch.from_numpy(a).to(device, non_blocking=True)
+
+    inputs, mask, targets = tensor(batch.inputs), tensor(batch.mask), tensor(batch.targets)
+    if info.kind == "lm":   # a row is its own inputs [:-1] and next-token targets [1:]
+        inputs, targets = inputs[:, :-1], inputs[:, 1:].masked_fill(~mask[:, 1:], IGNORE_INDEX)
+        mask = mask[:, :-1]
+    with _autocast(device, cfg):
+        if info.pair:
+            mask_b = tensor(batch.mask_b)
+            out = model(inputs, mask, tensor(batch.inputs_b), mask_b)
+            return out, targets, int(mask.sum()) + int(mask_b.sum())
+        out = model(inputs, mask)
+    return (out[0] if info.kind == "lm" else out), targets, int(mask.sum())
 
 
 def task_loss(out: ModelOutput, targets: torch.Tensor, info: TaskInfo) -> torch.Tensor:
     if info.kind == "regression":
         return F.mse_loss(out.output.float(), targets.float())
     logits = out.output.float()
-    if info.kind == "sequence":
+    if info.kind in ("sequence", "lm"):
         return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
     return F.cross_entropy(logits, targets)
+
+
+def score(out: ModelOutput, targets: torch.Tensor, info: TaskInfo) -> tuple[float, int]:
+    """(sum, count) of the quality metric's terms: squared errors, correct answers or token NLLs."""
+    pred = out.output.float()
+    if info.kind == "regression":
+        return float(((pred - targets.float()) ** 2).sum()), targets.numel()
+    valid = targets != IGNORE_INDEX
+    if info.kind == "lm":
+        nll = F.cross_entropy(pred.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
+        return float(nll), int(valid.sum())
+    return float(((pred.argmax(-1) == targets) & valid).sum()), int(valid.sum())
 
 
 def sparsity_penalty(rate: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
@@ -186,9 +215,7 @@ def train_epoch(model, task, cfg, optimizer, scheduler, epoch, steps, device) ->
     start = time.perf_counter()
     bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress, leave=False)
     for batch in _train_batches(task, cfg, epoch, steps):
-        inputs, mask, targets = to_device(batch, device)
-        with _autocast(device, cfg):
-            out = model(inputs, mask)
+        out, targets, steps = run_model(model, batch, task.info, device, cfg)
         loss = task_loss(out, targets, task.info)
         total = loss + sparsity_penalty(out.update_rate, cfg)
         if not torch.isfinite(total):
@@ -202,7 +229,7 @@ def train_epoch(model, task, cfg, optimizer, scheduler, epoch, steps, device) ->
         scheduler.step()
         loss_sum += loss.item()
         rate_sum += out.update_rate.item()
-        tokens += int(batch.mask.sum())
+        tokens += steps
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}", rate=f"{out.update_rate.item():.3f}")
     bar.close()
@@ -217,31 +244,24 @@ def evaluate(model, split, info: TaskInfo, cfg: TrainConfig, device) -> dict:
     model.eval()
     batch_size = cfg.eval_batch_size or 2 * cfg.batch_size
     limit = cfg.max_eval_samples or len(split)
-    err_sum, correct, count, opened, neuron_steps, seen = 0.0, 0, 0, 0.0, 0.0, 0
+    total, count, opened, neuron_steps, seen = 0.0, 0, 0.0, 0.0, 0
     layer_open = None
     for batch in split.iter_batches(batch_size, shuffle=False):
         if seen >= limit:
             break
         seen += len(batch.mask)
-        inputs, mask, targets = to_device(batch, device)
-        with _autocast(device, cfg):
-            out = model(inputs, mask)
-        steps = float(mask.sum()) * cfg.hidden_size
+        out, targets, steps = run_model(model, batch, info, device, cfg)
+        steps = float(steps) * cfg.hidden_size
         opened += float(out.opened)
         neuron_steps += steps * cfg.num_layers
         layer_open = out.layer_rates.double() * steps + (0 if layer_open is None else layer_open)
-        pred = out.output.float()
-        if info.kind == "regression":
-            err_sum += float(((pred - targets.float()) ** 2).sum())
-            count += targets.numel()
-            continue
-        valid = targets != IGNORE_INDEX
-        correct += int(((pred.argmax(-1) == targets) & valid).sum())
-        count += int(valid.sum())
+        part, n = score(out, targets, info)
+        total, count = total + part, count + n
     metrics = {"update_rate": opened / max(neuron_steps, 1.0)}
     metrics.update({f"update_rate_layer{i}": float(v) / max(neuron_steps / cfg.num_layers, 1.0)
                     for i, v in enumerate(layer_open.tolist())})
-    metrics[info.metric] = (err_sum if info.kind == "regression" else correct) / max(count, 1)
+    mean = total / max(count, 1)
+    metrics[info.metric] = math.exp(min(mean, 50.0)) if info.kind == "lm" else mean
     return metrics
 
 

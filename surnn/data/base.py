@@ -20,7 +20,7 @@ import numpy as np
 PAD_ID = 0
 IGNORE_INDEX = -100
 
-TaskKind = Literal["classification", "regression", "sequence"]
+TaskKind = Literal["classification", "regression", "sequence", "lm"]
 
 
 @dataclass(frozen=True)
@@ -28,13 +28,15 @@ class TaskInfo:
     """Static facts about a task that the model and trainer are built from."""
 
     name: str
-    kind: TaskKind            # classification: one class per sequence; sequence: one per step
+    kind: TaskKind            # classification: one class per sequence; sequence: one per step;
+                              # lm: next-token prediction on the row itself (no target column)
     input_kind: Literal["tokens", "continuous"]
     vocab_size: int = 0       # token tasks: number of ids, padding included
     input_dim: int = 0        # continuous tasks: features per step
     num_classes: int = 1      # classes of `target`/`targets`; 1 for regression
     metric: str = "val_accuracy"   # the quality metric the trainer reports
     pooling: Literal["mean", "last", "none"] = "mean"   # how a sequence becomes one prediction
+    pair: bool = False        # two token sequences per row (`input_ids`, `input_ids_b`): a dual encoder
 
 
 class Batch(NamedTuple):
@@ -48,3 +50,5 @@ class Batch(NamedTuple):
     inputs: np.ndarray
     mask: np.ndarray
     targets: np.ndarray
+    inputs_b: np.ndarray | None = None   # pair tasks: the second sequence, int64 [B, T2]
+    mask_b: np.ndarray | None = None

@@ -79,11 +79,12 @@ class SequenceSplit:
             raise ValueError(f"{info.name}: inputs are not a multiple of input_dim")
         self._lengths = self._inputs.lengths // self._step
         self._lengths.setflags(write=False)
+        self._inputs_b = _ListColumn(table.column("input_ids_b")) if info.pair else None
         if info.kind == "sequence":
             self._targets = _ListColumn(table.column("targets"))
             if not np.array_equal(self._targets.lengths, self._lengths):
                 raise ValueError(f"{info.name}: `targets` and inputs differ in length")
-        else:
+        elif info.kind != "lm":
             dtype = np.float32 if info.kind == "regression" else np.int64
             self._target = table.column("target").to_numpy().astype(dtype, copy=False)
 
@@ -126,11 +127,18 @@ class SequenceSplit:
             inputs = inputs.reshape(len(indices), width, d)
         else:
             inputs = self._inputs.gather(indices, width, PAD_ID, np.int64)
-        if self.info.kind == "sequence":
+        if self.info.kind == "lm":
+            targets = inputs   # the trainer shifts: inputs [:, :-1], targets [:, 1:]
+        elif self.info.kind == "sequence":
             targets = self._targets.gather(indices, width, IGNORE_INDEX, np.int64)
         else:
             targets = self._target[indices]
-        return Batch(inputs, mask, targets)
+        if self._inputs_b is None:
+            return Batch(inputs, mask, targets)
+        lengths_b = self._inputs_b.lengths[indices]
+        width_b = int(lengths_b.max()) if len(lengths_b) else 0
+        inputs_b = self._inputs_b.gather(indices, width_b, PAD_ID, np.int64)
+        return Batch(inputs, mask, targets, inputs_b, np.arange(width_b) < lengths_b[:, None])
 
     def iter_batches(self, batch_size: int, *, shuffle: bool, seed: int = 0,
                      drop_last: bool = False) -> Iterator[Batch]:

@@ -174,7 +174,8 @@ def test_bad_options_name_the_field(tmp_path, name, options, message):
 
 
 def test_registry_names():
-    assert TASK_NAMES == ("listops", "selective_copy", "adding", "delayed_recall")
+    assert TASK_NAMES == ("listops", "selective_copy", "adding", "delayed_recall", "image", "scifar", "smnist",
+                          "psmnist", "text", "wikitext103", "wikitext2", "pathfinder", "pathx", "retrieval")
 
 
 def test_numpy_integer_options_are_accepted_and_cached_as_ints(tmp_path):
