@@ -216,7 +216,8 @@ def carve(task: str, raw: datasets.DatasetDict, *, val_size: int, random_val: bo
 # ---------------------------------------------------------------------------------------
 # Row converters (run inside datasets.map, batched; module-level so they pickle)
 
-def _pil(image) -> "PIL.Image.Image":  # noqa: F821
+def _pil(image):
+    """A PIL image from a datasets Image value (undecoded {"bytes", "path"}, or decoded)."""
     from PIL import Image
 
     if isinstance(image, dict):
