@@ -103,7 +103,10 @@ def run_plan(spec, block, plan, tracking_uri: str, resume: bool) -> dict:
     trainable = _trainable(spec, block)
     prepare = getattr(import_trainable(spec.trainable), "prepare", None)
     if prepare is not None:   # build the task's data once, before trials race to build it
-        prepare(spec.fixed_config(block))
+        try:
+            prepare(spec.fixed_config(block))
+        except ValueError as exc:   # data that cannot be had (offline hub, missing files): one line
+            raise PreflightError(str(exc)) from None
     tracker = _tracker(spec, block, plan, tracking_uri)
     objectives = spec.objectives_for(block)
     if resume and tune.Tuner.can_restore(str(plan.experiment_dir)):

@@ -227,3 +227,14 @@ def test_shipped_search_spaces_validate_and_plan(tmp_path, path, profile):
     proc = run_sweep(tmp_path, *args)
     assert proc.returncode == 0, proc.stderr
     assert "# plan" in proc.stdout and "rungs at epoch" in proc.stdout
+
+
+def test_data_that_cannot_be_had_stops_the_sweep_with_one_line(tmp_path):
+    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    proc = subprocess.run([sys.executable, "-m", "orchestrator.sweep", str(ROOT / "search_spaces" / "wikitext.yaml"),
+                           "--profile", "local"], cwd=tmp_path, env={**sweep_env(tmp_path), **env},
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [line for line in errors if "cannot load 'Salesforce/wikitext'" in line and "path:" in line]
+    assert len(errors) == 1 and not (tmp_path / "ray_results").exists()
