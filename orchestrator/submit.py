@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from orchestrator.spec import SpecError, load_spec
+from orchestrator.sweep import spec_parser
 
 EPILOG = """examples:
   python -m orchestrator.submit search_spaces/lra.yaml --dry-run            # print the RayJob + ConfigMap
@@ -25,12 +26,7 @@ exit status: 0 submitted (with --wait: succeeded), 1 the job failed, 2 bad spec 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m orchestrator.submit", description=__doc__.split("\n\n")[0],
-                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("spec", help="the sweep spec (YAML)")
-    p.add_argument("--profile", help="apply the spec's profiles.NAME overrides")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
-                   help="override one spec value, repeatable")
+    p = spec_parser("python -m orchestrator.submit", __doc__, EPILOG)
     p.add_argument("--namespace", help="Kubernetes namespace (default: the spec's kubernetes.namespace)")
     p.add_argument("--image", help="container image (default: the spec's kubernetes.image)")
     p.add_argument("--dry-run", action="store_true", help="print the rendered objects; apply nothing")

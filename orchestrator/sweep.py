@@ -26,13 +26,19 @@ exit status: 0 done, 1 stopped (failures past the limit, or interrupted), 2 bad 
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m orchestrator.sweep", description=__doc__.split("\n\n")[0],
-                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+def spec_parser(prog: str, doc: str, epilog: str) -> argparse.ArgumentParser:
+    """A parser with the arguments every command that reads a spec takes: SPEC, --profile, --set."""
+    p = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0], epilog=epilog,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("spec", help="the sweep spec (YAML)")
     p.add_argument("--profile", help="apply the spec's profiles.NAME overrides (e.g. local)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="override one spec value, repeatable (e.g. search.num_trials=8)")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = spec_parser("python -m orchestrator.sweep", __doc__, EPILOG)
     p.add_argument("--dry-run", action="store_true", help="print the validated spec, search space and plan; start nothing")
     p.add_argument("--resume", action="store_true", help="continue the sweep of the same name (same study, same MLflow parent run)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the spec's)")
