@@ -4,7 +4,7 @@
     result = train({"task": "adding", "hidden_size": 64, "epochs": 3}, report=print_metrics)
 
 `report(metrics, checkpoint_dir=None)` is called after every evaluation ("epoch", the sweep's
-fidelity) with at least: epoch, the task's quality metric (val_accuracy or val_mse),
+fidelity) with at least: epoch, the task's quality metric (val_accuracy, val_mse or val_perplexity),
 update_rate (validation), train_loss, tokens_per_s. The return value is the last metrics
 with "status": "completed", or "diverged" when the loss stopped being finite.
 
