@@ -4,6 +4,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from surnn.trainable import SettingError
+
 CELLS = ("gru", "rnn", "lstm")
 GATES = ("rhythmic", "event", "none")
 SURROGATES = ("straight_through", "boxcar", "triangle")
@@ -35,26 +37,26 @@ class SuRNNConfig:
         for name in ("gate_threshold", "init_update_rate", "min_period", "max_period", "surrogate_width"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"{name}: expected a finite number, got {value!r}")
+                raise SettingError(name, f"expected a finite number, got {value!r}")
         if not 0.0 < self.init_update_rate <= 1.0:
-            raise ValueError(f"init_update_rate: must lie in (0, 1], got {self.init_update_rate}")
+            raise SettingError("init_update_rate", f"must lie in (0, 1], got {self.init_update_rate}")
         if self.min_period < 2.0:
-            raise ValueError(f"min_period: must be >= 2 steps, got {self.min_period}")
+            raise SettingError("min_period", f"must be >= 2 steps, got {self.min_period}")
         if self.max_period < self.min_period:
-            raise ValueError(f"max_period: must be >= min_period ({self.min_period}), got {self.max_period}")
+            raise SettingError("max_period", f"must be >= min_period ({self.min_period}), got {self.max_period}")
         if self.surrogate_width <= 0.0:
-            raise ValueError(f"surrogate_width: must be > 0, got {self.surrogate_width}")
+            raise SettingError("surrogate_width", f"must be > 0, got {self.surrogate_width}")
 
 
 def _check_int(cfg: object, name: str, minimum: int) -> None:
     value = getattr(cfg, name)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name}: expected an integer, got {value!r}")
+        raise SettingError(name, f"expected an integer, got {value!r}")
     if value < minimum:
-        raise ValueError(f"{name}: must be >= {minimum}, got {value}")
+        raise SettingError(name, f"must be >= {minimum}, got {value}")
 
 
 def _check_choice(cfg: object, name: str, choices: tuple[str, ...]) -> None:
     value = getattr(cfg, name)
     if value not in choices:
-        raise ValueError(f"{name}: unknown value {value!r} (expected one of: {', '.join(choices)})")
+        raise SettingError(name, f"unknown value {value!r} (expected one of: {', '.join(choices)})")

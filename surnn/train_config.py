@@ -12,6 +12,7 @@ import typing
 from dataclasses import dataclass, field
 
 from surnn.config import SuRNNConfig
+from surnn.trainable import SettingError
 
 # Fields of TrainConfig passed on to every SuRNN layer.
 LAYER_FIELDS = tuple(f.name for f in dataclasses.fields(SuRNNConfig) if f.name not in ("input_size", "hidden_size"))
@@ -72,11 +73,11 @@ class TrainConfig:
         for name in ("weight_decay", "sparsity_lambda", "grad_clip"):
             _check_range(self, name, 0.0)
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout: must lie in [0, 1), got {self.dropout}")
+            raise SettingError("dropout", f"must lie in [0, 1), got {self.dropout}")
         if not 0.0 <= self.warmup_fraction < 1.0:
-            raise ValueError(f"warmup_fraction: must lie in [0, 1), got {self.warmup_fraction}")
+            raise SettingError("warmup_fraction", f"must lie in [0, 1), got {self.warmup_fraction}")
         if self.target_update_rate is not None and not 0.0 < self.target_update_rate <= 1.0:
-            raise ValueError(f"target_update_rate: must lie in (0, 1], got {self.target_update_rate}")
+            raise SettingError("target_update_rate", f"must lie in (0, 1], got {self.target_update_rate}")
         SuRNNConfig(input_size=1, hidden_size=self.hidden_size, **self.layer_settings())
 
     def layer_settings(self) -> dict:
@@ -101,7 +102,7 @@ class TrainConfig:
             elif key in known:
                 flat[key] = value
             else:
-                raise ValueError(f"unknown training setting {key!r} (expected one of: {', '.join(sorted(known))})")
+                raise SettingError(key, f"unknown training setting {key!r} (expected one of: {', '.join(sorted(known))})")
         return cls(**flat, task_options=options)
 
 
@@ -113,20 +114,20 @@ def _check_types(cfg: TrainConfig) -> None:
         if value is None and type(None) in allowed:
             continue
         if isinstance(value, bool) and bool not in allowed:
-            raise ValueError(f"{f.name}: expected {_type_name(hint)}, got {value!r}")
+            raise SettingError(f.name, f"expected {_type_name(hint)}, got {value!r}")
         if float in allowed and isinstance(value, int) and not isinstance(value, bool):
             object.__setattr__(cfg, f.name, float(value))       # 1 is a fine float
             continue
         if not isinstance(value, tuple(t for t in allowed if t is not type(None))):
-            raise ValueError(f"{f.name}: expected {_type_name(hint)}, got {value!r}")
+            raise SettingError(f.name, f"expected {_type_name(hint)}, got {value!r}")
         if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"{f.name}: expected a finite number, got {value!r}")
+            raise SettingError(f.name, f"expected a finite number, got {value!r}")
 
 
 def _check_range(cfg: TrainConfig, name: str, low: float, strict: bool = False) -> None:
     value = getattr(cfg, name)
     if value < low or (strict and value == low):
-        raise ValueError(f"{name}: must be {'>' if strict else '>='} {low}, got {value}")
+        raise SettingError(name, f"must be {'>' if strict else '>='} {low}, got {value}")
 
 
 def _type_name(hint) -> str:
