@@ -17,11 +17,18 @@ again one level at a time.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
 
+import datasets
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from .base import TaskInfo
+from .options import SplitOptions, require
+from .registry import IDS, TaskSpec, register
 
 VALUE_P = 0.25          # chance that a node at depth < max_depth is an operator (LRA)
 OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
@@ -245,3 +252,45 @@ def build_splits(num_train: int = 96000, num_val: int = 2000, num_test: int = 20
         part = ids.slice(a, b - a)
         splits[split] = {"input_ids": part, "source": _sources(part), "target": targets[a:b]}
     return splits
+
+
+# ---------------------------------------------------------------------------- the task
+
+def _longest_tree(max_depth: int, max_args: int) -> int:
+    length = 1                          # a digit at max_depth
+    for _ in range(max_depth - 1):
+        length = 2 + max_args * length  # an operator with the most arguments above it
+    return length
+
+
+@dataclass(frozen=True)
+class ListOpsOptions(SplitOptions):
+    TASK: ClassVar[str] = "listops"
+    num_train: int = 96000
+    num_val: int = 2000
+    num_test: int = 2000
+    max_depth: int = 10
+    max_args: int = 10
+    min_length: int = 500
+    max_length: int = 2000
+
+    def __post_init__(self):
+        self.check_common()
+        self.at_least("max_depth", 2)
+        self.at_least("max_args", 2)
+        self.at_least("min_length", 0)
+        lo, hi = self.min_length, self.max_length
+        # Both bounds are strict, so at least one length must fit between them.
+        require(self.TASK, "min_length", lo < hi - 1, "< max_length - 1", f"{lo} with max_length {hi}")
+        reach = _longest_tree(self.max_depth, self.max_args)
+        require(self.TASK, "min_length", lo < reach, f"< {reach}, the longest tree that "
+                f"max_depth={self.max_depth} and max_args={self.max_args} allow", lo)
+
+
+register("listops", TaskSpec(
+    ListOpsOptions,
+    lambda o: TaskInfo("listops", "classification", "tokens", vocab_size=VOCAB_SIZE, num_classes=10,
+                       metric="val_accuracy", pooling="mean"),
+    lambda o: datasets.Features({"input_ids": IDS, "source": datasets.Value("string"),
+                                 "target": datasets.Value("int64")}),
+    lambda o: build_splits(**dataclasses.asdict(o))))

@@ -14,7 +14,16 @@ row is its own inputs (`[:-1]`) and next-token targets (`[1:]`).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
+import datasets
 import numpy as np
+
+from . import hub
+from .base import TaskInfo
+from .options import check_fields, require
+from .registry import IDS, TaskSpec, register
 
 PAD = "<pad>"
 
@@ -52,3 +61,54 @@ def build_splits(raw, vocab_size: int, seq_len: int, num_proc: int) -> dict[str,
                          num_proc=num_proc if len(ds) > 1000 else None)
         out[split] = {"input_ids": chunk(encoded["ids"], seq_len)}
     return out
+
+
+# ---------------------------------------------------------------------------- the tasks
+
+@dataclass(frozen=True)
+class WikiText103Options:
+    """source/config: the hub dataset (Salesforce/wikitext); path: a local copy in its schema
+    (files or folders named train*, validation*, test*; a `text` column); seq_len: tokens per
+    row; vocab_size: of the BPE trained on the training split; num_proc: tokenising processes."""
+
+    TASK: ClassVar[str] = "wikitext103"
+    source: str = "Salesforce/wikitext"
+    config: str = "wikitext-103-raw-v1"
+    path: str | None = None
+    seq_len: int = 1024
+    vocab_size: int = 32768
+    num_proc: int | None = None
+
+    def __post_init__(self):
+        check_fields(self.TASK, self, strings=("source", "config", "path"), optional=("path", "num_proc"),
+                     positive=("seq_len", "num_proc"))
+        require(self.TASK, "vocab_size", self.vocab_size >= 258, ">= 258 (the 256 bytes, padding, one merge)",
+                self.vocab_size)
+
+
+@dataclass(frozen=True)
+class WikiText2Options(WikiText103Options):
+    TASK: ClassVar[str] = "wikitext2"
+    config: str = "wikitext-2-raw-v1"
+    vocab_size: int = 8192
+
+
+def _wikitext_build(o) -> dict:
+    from .store import _quiet
+
+    splits = ("train", "validation", "test")
+    with _quiet():
+        raw, places = hub.load_source(o.TASK, o.source, o.path, config=o.config if o.path is None else None,
+                                      splits=splits)
+        raw = hub.check_columns(o.TASK, raw, {"text": "text"}, places)
+        return build_splits(raw, o.vocab_size, o.seq_len, o.num_proc or hub.default_num_proc())
+
+
+def _lm_info(o) -> TaskInfo:
+    return TaskInfo(o.TASK, "lm", "tokens", vocab_size=o.vocab_size, num_classes=o.vocab_size,
+                    metric="val_perplexity", pooling="none")
+
+
+for _options in (WikiText103Options, WikiText2Options):
+    register(_options.TASK, TaskSpec(_options, _lm_info, lambda o: datasets.Features({"input_ids": IDS}),
+                                     _wikitext_build))

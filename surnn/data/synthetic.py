@@ -10,10 +10,17 @@ spawned from `seed`, so a split's data do not change when another split's size d
 """
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar
+
+import datasets
 import numpy as np
 import pyarrow as pa
 
-from .base import IGNORE_INDEX
+from .base import IGNORE_INDEX, TaskInfo
+from .options import SplitOptions, require
+from .registry import IDS, VALUES, TaskSpec, register
 
 BLANK_ID = 1
 QUERY_ID = 2
@@ -143,3 +150,79 @@ def build_splits(generator, num_train: int, num_val: int, num_test: int, seed: i
     counts = (num_train, num_val, num_test)
     return {split: generator(np.random.default_rng(stream), n, **options)
             for split, n, stream in zip(SPLITS, counts, streams)}
+
+
+# ---------------------------------------------------------------------------- the tasks
+
+@dataclass(frozen=True)
+class SelectiveCopyOptions(SplitOptions):
+    TASK: ClassVar[str] = "selective_copy"
+    num_train: int = 10000
+    num_val: int = 1000
+    num_test: int = 1000
+    seq_len: int = 4096
+    num_tokens: int = 16
+    vocab_size: int = 16
+
+    def __post_init__(self):
+        self.check_common()
+        self.at_least("num_tokens", 1)
+        self.at_least("vocab_size", 1)
+        require(self.TASK, "num_tokens", self.num_tokens <= self.seq_len, "<= seq_len",
+                f"{self.num_tokens} > {self.seq_len}")
+
+
+@dataclass(frozen=True)
+class AddingOptions(SplitOptions):
+    TASK: ClassVar[str] = "adding"
+    num_train: int = 20000
+    num_val: int = 1000
+    num_test: int = 1000
+    seq_len: int = 200
+
+    def __post_init__(self):
+        self.check_common()
+        self.at_least("seq_len", 2)
+
+
+@dataclass(frozen=True)
+class DelayedRecallOptions(SplitOptions):
+    TASK: ClassVar[str] = "delayed_recall"
+    num_train: int = 20000
+    num_val: int = 1000
+    num_test: int = 1000
+    num_tokens: int = 4
+    vocab_size: int = 8
+    min_delay: int = 100
+    max_delay: int = 120
+
+    def __post_init__(self):
+        self.check_common()
+        self.at_least("num_tokens", 1)
+        self.at_least("vocab_size", 1)
+        self.at_least("min_delay", 0)
+        require(self.TASK, "max_delay", self.max_delay >= self.min_delay, ">= min_delay",
+                f"{self.max_delay} < {self.min_delay}")
+
+
+def _token_sequence_info(name: str, o) -> TaskInfo:
+    # Ids: pad, blank, query, then the data values; labels are the data values 0..V-1.
+    return TaskInfo(name, "sequence", "tokens", num_classes=o.vocab_size, pooling="none",
+                    vocab_size=o.vocab_size + FIRST_DATA_ID, metric="val_accuracy")
+
+
+def _splits_of(generator):
+    return lambda o: build_splits(generator, **dataclasses.asdict(o))
+
+
+_TOKEN_SEQUENCES = datasets.Features({"input_ids": IDS, "targets": IDS})
+register("selective_copy", TaskSpec(SelectiveCopyOptions, lambda o: _token_sequence_info("selective_copy", o),
+                                    lambda o: _TOKEN_SEQUENCES, _splits_of(selective_copy)))
+register("adding", TaskSpec(
+    AddingOptions,
+    lambda o: TaskInfo("adding", "regression", "continuous", input_dim=2, num_classes=1, metric="val_mse",
+                       pooling="last"),
+    lambda o: datasets.Features({"inputs": VALUES, "target": datasets.Value("float32")}),
+    _splits_of(adding)))
+register("delayed_recall", TaskSpec(DelayedRecallOptions, lambda o: _token_sequence_info("delayed_recall", o),
+                                    lambda o: _TOKEN_SEQUENCES, _splits_of(delayed_recall)))
