@@ -10,11 +10,11 @@ import math
 import torch
 from torch import Tensor
 
-from surnn.cell import SuRNN, State, check_inputs, initial_state
 from surnn.gates import heaviside
+from surnn.layer_inputs import State, check_inputs, initial_state
 
 
-def cell_step_ref(layer: SuRNN, x_t: Tensor, h: Tensor, c: Tensor | None) -> tuple[Tensor, Tensor | None]:
+def cell_step_ref(layer, x_t: Tensor, h: Tensor, c: Tensor | None) -> tuple[Tensor, Tensor | None]:
     """The candidate f(h_{t-1}, x_t) (and the LSTM's candidate cell), x_t [B, I], h [B, H]."""
     cfg, H = layer.config, layer.config.hidden_size
     W_i, W_h = layer.weight_ih.float(), layer.weight_hh.float()
@@ -38,7 +38,7 @@ def cell_step_ref(layer: SuRNN, x_t: Tensor, h: Tensor, c: Tensor | None) -> tup
     return torch.sigmoid(xo + ho) * torch.tanh(c_new), c_new
 
 
-def gate_drive_ref(layer: SuRNN, t: int, x_t: Tensor, h: Tensor) -> Tensor:
+def gate_drive_ref(layer, t: int, x_t: Tensor, h: Tensor) -> Tensor:
     """a_t [B, H] (or [H] for the rhythmic gate), before the threshold."""
     cfg, gate = layer.config, layer.gate
     if cfg.gate == "rhythmic":
@@ -52,7 +52,7 @@ def gate_drive_ref(layer: SuRNN, t: int, x_t: Tensor, h: Tensor) -> Tensor:
     return torch.full((cfg.hidden_size,), math.inf)
 
 
-def scan_ref(layer: SuRNN, x: Tensor, state: State | None = None, mask: Tensor | None = None,
+def scan_ref(layer, x: Tensor, state: State | None = None, mask: Tensor | None = None,
              time_offset: int = 0) -> tuple[Tensor, State, Tensor]:
     """Same contract as `SuRNN.forward`, computed one step at a time in float32."""
     cfg = layer.config
