@@ -20,7 +20,8 @@ import torch
 import yaml
 
 from surnn.data import load_task
-from surnn.train import build_model, make_optimizer, run_model, task_loss
+from surnn.model import build_model
+from surnn.train import make_optimizer, run_batch
 from surnn.train_config import TrainConfig
 
 
@@ -50,14 +51,13 @@ def main() -> None:
     cfg = TrainConfig(task=args.task, task_options=options, hidden_size=args.hidden_size,
                       num_layers=args.num_layers, batch_size=args.batch_size, device=args.device)
     device = torch.device(args.device)
-    model = build_model(task.info, cfg).to(device)
+    model = build_model(task.info, cfg.hidden_size, cfg.num_layers, layer_settings=cfg.layer_settings()).to(device)
     opt = make_optimizer(model, cfg)
     timed = batches[1: args.batches + 1]
     for batch in batches[:1] + timed:   # the first step warms up
         if batch is timed[0]:
             start = time.perf_counter()
-        out, targets, _ = run_model(model, batch, task.info, device, cfg)
-        loss = task_loss(out, targets, task.info)
+        loss = run_batch(model, batch, device, cfg).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -6,27 +6,43 @@
     DualEncoder         one shared backbone over two sequences -> [u, v, u*v, u-v] -> MLP
 
 Every model returns a `ModelOutput` carrying the update rate (differentiable, for the
-sparsity regulariser) next to its prediction.
+sparsity regulariser) next to its prediction and, given targets, its own loss and metric
+terms (as nanoGPT's ``GPT.forward(idx, targets) -> (logits, loss)``). `forward_batch` feeds a
+task's batch; `build_model` picks the model for a task.
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from surnn.cell import SuRNN
+from surnn.data.base import IGNORE_INDEX, Batch, TaskInfo
 
 
 class ModelOutput(NamedTuple):
-    output: Tensor          # logits [B, C] / [B, T, C], or values [B]
-    update_rate: Tensor     # scalar: open (neuron, step) pairs / all pairs over real steps
-    layer_rates: Tensor     # [num_layers], the same per layer
-    opened: Tensor          # scalar: count of open (neuron, step) pairs (for exact averages)
+    """What every model's forward returns.
+
+    The task's loss and metric terms are there when the forward was given targets, so the
+    trainer needs to know nothing of the task's kind.
+    """
+
+    output: Tensor                      # logits [B, C] / [B, T, C], or values [B]
+    update_rate: Tensor                 # scalar: open (neuron, step) pairs / all pairs over real steps
+    layer_rates: Tensor                 # [num_layers], the same per layer
+    opened: Tensor                      # scalar: count of open (neuron, step) pairs (for exact averages)
+    steps: Tensor                       # scalar: real steps fed (both documents for a pair)
+    loss: Tensor | None = None          # mean task loss over the batch (given targets)
+    metric_sum: Tensor | None = None    # sum of the quality metric's terms (given targets)
+    metric_count: Tensor | None = None  # number of those terms
+    states: list | None = None          # LanguageModel: per-layer states to continue from
 
 
-def update_rates(gates: list[Tensor], mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-    """(overall rate, per-layer rates, open count) of a stack's switches over real steps.
+def update_rates(gates: list[Tensor], mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(overall rate, per-layer rates, open count, real steps) of a stack's switches.
 
     gates: one [B, T, H] tensor of 0/1 per layer. Padded steps never open (the layer
     guarantees it), so only the denominator needs the mask.
@@ -35,7 +51,29 @@ def update_rates(gates: list[Tensor], mask: Tensor | None) -> tuple[Tensor, Tens
     steps = mask.sum() if mask is not None else torch.tensor(B * T, device=gates[0].device)
     opened = torch.stack([g.float().sum() for g in gates])          # [L]
     layer_rates = opened / (steps.float() * H).clamp_min(1.0)
-    return layer_rates.mean(), layer_rates, opened.sum()
+    return layer_rates.mean(), layer_rates, opened.sum(), steps
+
+
+def _cross_entropy_terms(logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(mean loss, summed NLL, correct answers, counted targets); IGNORE_INDEX targets do not count."""
+    logits, targets = logits.float().flatten(0, -2), targets.flatten()
+    nll = F.cross_entropy(logits, targets, ignore_index=IGNORE_INDEX, reduction="sum")
+    valid = targets != IGNORE_INDEX
+    count = valid.sum()
+    correct = ((logits.argmax(-1) == targets) & valid).sum()
+    return nll / count.clamp_min(1), nll.detach(), correct, count
+
+
+class TaskModel(nn.Module):
+    """A model that scores itself: `forward_batch` maps a task's batch to a `ModelOutput`."""
+
+    def forward_batch(self, batch: Batch) -> ModelOutput:
+        """The forward of one batch of tensors (a `Batch` moved to torch), targets included."""
+        raise NotImplementedError
+
+    def metric_value(self, metric_sum: float, metric_count: int) -> float:
+        """The quality metric from its summed terms over a split (the mean, unless overridden)."""
+        return metric_sum / max(metric_count, 1)
 
 
 class SuRNNBlock(nn.Module):
@@ -92,27 +130,48 @@ def pool(x: Tensor, mask: Tensor | None, how: str) -> Tensor:
     return x[torch.arange(x.shape[0], device=x.device), last]
 
 
-class SequenceClassifier(nn.Module):
-    """Classes (or a value, with num_outputs 1 and regression) per sequence or per step."""
+class SequenceClassifier(TaskModel):
+    """Classes per sequence or per step; or one value per sequence (`objective="regression"`).
+
+    With targets, the loss is cross-entropy (IGNORE_INDEX steps skipped) and the metric the
+    count of correct answers; for regression the loss is the MSE and the metric its squared errors.
+    """
 
     def __init__(self, width: int, num_layers: int, num_outputs: int, *, pooling: str = "mean",
                  dropout: float = 0.0, layer_settings: dict | None = None, vocab_size: int = 0,
-                 input_dim: int = 0):
+                 input_dim: int = 0, objective: str = "classification"):
         super().__init__()
         if pooling not in ("mean", "last", "none"):
             raise ValueError(f"pooling: unknown value {pooling!r} (expected one of: mean, last, none)")
-        self.pooling = pooling
+        if objective not in ("classification", "regression"):
+            raise ValueError(f"objective: unknown value {objective!r} (expected one of: classification, regression)")
+        self.pooling, self.objective = pooling, objective
         self.backbone = Backbone(width, num_layers, dropout, layer_settings or {}, vocab_size, input_dim)
         self.head = nn.Linear(width, num_outputs)
 
-    def forward(self, inputs: Tensor, mask: Tensor | None = None) -> ModelOutput:
+    def forward(self, inputs: Tensor, mask: Tensor | None = None, targets: Tensor | None = None) -> ModelOutput:
         x, gates, _ = self.backbone(inputs, mask)
         out = self.head(pool(x, mask, self.pooling))
-        return ModelOutput(out.squeeze(-1) if out.shape[-1] == 1 else out, *update_rates(gates, mask))
+        out = out.squeeze(-1) if out.shape[-1] == 1 else out
+        rates = update_rates(gates, mask)
+        if targets is None:
+            return ModelOutput(out, *rates)
+        if self.objective == "regression":
+            err = (out.float() - targets.float()) ** 2
+            return ModelOutput(out, *rates, err.mean(), err.detach().sum(), torch.tensor(targets.numel()))
+        loss, _, correct, count = _cross_entropy_terms(out, targets)
+        return ModelOutput(out, *rates, loss, correct, count)
+
+    def forward_batch(self, batch: Batch) -> ModelOutput:
+        return self(batch.inputs, batch.mask, batch.targets)
 
 
-class LanguageModel(nn.Module):
-    """Next-token logits; the output layer shares the input embedding's weights."""
+class LanguageModel(TaskModel):
+    """Next-token logits; the output layer shares the input embedding's weights.
+
+    A batch row holds its own inputs ``[:-1]`` and next-token targets ``[1:]``; the metric
+    terms are token NLLs, and `metric_value` turns their mean into perplexity.
+    """
 
     def __init__(self, vocab_size: int, width: int, num_layers: int, *, dropout: float = 0.0,
                  layer_settings: dict | None = None):
@@ -124,14 +183,27 @@ class LanguageModel(nn.Module):
             self.backbone.encoder.weight.normal_(0.0, width ** -0.5)
             self.backbone.encoder.weight[0].zero_()
 
-    def forward(self, inputs: Tensor, mask: Tensor | None = None, states=None, time_offset: int = 0):
-        """Returns (ModelOutput with logits [B, T, V], states to continue from at time_offset + T)."""
+    def forward(self, inputs: Tensor, mask: Tensor | None = None, targets: Tensor | None = None,
+                states=None, time_offset: int = 0) -> ModelOutput:
+        """Logits [B, T, V]; `.states` continue the sequence at time_offset + T."""
         x, gates, states = self.backbone(inputs, mask, states, time_offset)
         logits = x @ self.backbone.encoder.weight.t()
-        return ModelOutput(logits, *update_rates(gates, mask)), states
+        rates = update_rates(gates, mask)
+        if targets is None:
+            return ModelOutput(logits, *rates, states=states)
+        loss, nll, _, count = _cross_entropy_terms(logits, targets)
+        return ModelOutput(logits, *rates, loss, nll, count, states=states)
+
+    def forward_batch(self, batch: Batch) -> ModelOutput:
+        row, mask = batch.inputs, batch.mask
+        targets = row[:, 1:].masked_fill(~mask[:, 1:], IGNORE_INDEX)
+        return self(row[:, :-1], mask[:, :-1], targets)
+
+    def metric_value(self, metric_sum: float, metric_count: int) -> float:
+        return math.exp(min(metric_sum / max(metric_count, 1), 50.0))
 
 
-class DualEncoder(nn.Module):
+class DualEncoder(TaskModel):
     """Two sequences through one backbone, then an MLP on [u, v, u*v, u-v] (LRA retrieval)."""
 
     def __init__(self, vocab_size: int, width: int, num_layers: int, num_classes: int = 2, *,
@@ -140,15 +212,36 @@ class DualEncoder(nn.Module):
         self.backbone = Backbone(width, num_layers, dropout, layer_settings or {}, vocab_size=vocab_size)
         self.head = nn.Sequential(nn.Linear(4 * width, width), nn.GELU(), nn.Linear(width, num_classes))
 
-    def forward(self, inputs: Tensor, mask: Tensor | None, inputs_b: Tensor, mask_b: Tensor | None) -> ModelOutput:
+    def forward(self, inputs: Tensor, mask: Tensor | None, inputs_b: Tensor, mask_b: Tensor | None,
+                targets: Tensor | None = None) -> ModelOutput:
         xa, gates_a, _ = self.backbone(inputs, mask)
         xb, gates_b, _ = self.backbone(inputs_b, mask_b)
         u, v = pool(xa, mask, "mean"), pool(xb, mask_b, "mean")
         logits = self.head(torch.cat([u, v, u * v, u - v], -1))
-        _, rates_a, open_a = update_rates(gates_a, mask)
-        _, rates_b, open_b = update_rates(gates_b, mask_b)
-        steps_a = mask.sum() if mask is not None else inputs.numel()
-        steps_b = mask_b.sum() if mask_b is not None else inputs_b.numel()
+        _, rates_a, open_a, steps_a = update_rates(gates_a, mask)
+        _, rates_b, open_b, steps_b = update_rates(gates_b, mask_b)
+        steps = steps_a + steps_b
         # Both documents' switches over both documents' real steps.
-        layer_rates = (rates_a * steps_a + rates_b * steps_b) / (steps_a + steps_b)
-        return ModelOutput(logits, layer_rates.mean(), layer_rates, open_a + open_b)
+        layer_rates = (rates_a * steps_a + rates_b * steps_b) / steps.clamp_min(1)
+        rates = (layer_rates.mean(), layer_rates, open_a + open_b, steps)
+        if targets is None:
+            return ModelOutput(logits, *rates)
+        loss, _, correct, count = _cross_entropy_terms(logits, targets)
+        return ModelOutput(logits, *rates, loss, correct, count)
+
+    def forward_batch(self, batch: Batch) -> ModelOutput:
+        return self(batch.inputs, batch.mask, batch.inputs_b, batch.mask_b, batch.targets)
+
+
+def build_model(info: TaskInfo, width: int, num_layers: int, *, dropout: float = 0.0,
+                layer_settings: dict | None = None) -> TaskModel:
+    """The model a task calls for: the one place that maps a task's kind to a model."""
+    common = {"dropout": dropout, "layer_settings": layer_settings}
+    if info.pair:
+        return DualEncoder(info.vocab_size, width, num_layers, info.num_classes, **common)
+    if info.kind == "lm":
+        return LanguageModel(info.vocab_size, width, num_layers, **common)
+    regression = info.kind == "regression"
+    return SequenceClassifier(width, num_layers, 1 if regression else info.num_classes, pooling=info.pooling,
+                              vocab_size=info.vocab_size, input_dim=info.input_dim,
+                              objective="regression" if regression else "classification", **common)

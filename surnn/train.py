@@ -3,10 +3,12 @@
     from surnn.train import train
     result = train({"task": "adding", "hidden_size": 64, "epochs": 3}, report=print_metrics)
 
+`train` is a `surnn.trainable.Trainable` (the contract the sweep drives, described there):
 `report(metrics, checkpoint_dir=None)` is called after every evaluation ("epoch", the sweep's
-fidelity) with at least: epoch, the task's quality metric (val_accuracy, val_mse or val_perplexity),
-update_rate (validation), train_loss, tokens_per_s. The return value is the last metrics
-with "status": "completed", or "diverged" when the loss stopped being finite.
+fidelity) with at least: epoch, the task's quality metric (val_accuracy, val_mse or
+val_perplexity), update_rate (validation), train_loss, tokens_per_s. The return value is the
+last metrics with "status": "completed", or "diverged" when the loss stopped being finite.
+The model scores itself (`surnn.model`), so nothing here depends on the task's kind.
 
 CLI: ``python -m surnn.train --task adding --hidden-size 64 --epochs 3`` (``--help`` lists
 every setting); it shows progress on stderr and prints a final JSON line of metrics.
@@ -18,76 +20,80 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from surnn.data import IGNORE_INDEX, TaskInfo, load_task, task_info
-from surnn.data.base import Batch
-from surnn.model import DualEncoder, LanguageModel, ModelOutput, SequenceClassifier
+from surnn.data import Batch, TaskInfo, load_task, task_info
+from surnn.model import ModelOutput, TaskModel, build_model
 from surnn.train_config import TrainConfig
+from surnn.trainable import FIDELITY, Reporter, Trainable
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
-class Reporter(Protocol):
-    def __call__(self, metrics: dict, checkpoint_dir: str | None = None) -> None: ...
+class SuRNNTrainable(Trainable):
+    """The suRNN trainer as a `surnn.trainable.Trainable`: `train` plus the sweep's hooks.
+
+    ``config`` is a `TrainConfig` or a dict of its fields (dotted keys such as
+    ``task_options.max_length`` reach into the task's options).
+    """
+
+    def train(self, config: TrainConfig | dict, report: Reporter | None = None) -> dict:
+        """Train, evaluate once per epoch, report, checkpoint; resume from checkpoint_dir if it holds one."""
+        cfg = _config(config)
+        report = report or (lambda metrics, checkpoint_dir=None: None)
+        device = pick_device(cfg.device)
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        seed_everything(cfg.seed)
+        task = load_task(cfg.task, cfg.task_options, cache_dir=cfg.cache_dir)
+        model = build_model(task.info, cfg.hidden_size, cfg.num_layers, dropout=cfg.dropout,
+                            layer_settings=cfg.layer_settings()).to(device)
+        optimizer = make_optimizer(model, cfg)
+        steps_per_epoch = cfg.steps_per_epoch or math.ceil(len(task.train) / cfg.batch_size)
+        scheduler = warmup_cosine(optimizer, cfg.warmup_fraction, cfg.epochs * steps_per_epoch)
+        start_epoch = load_checkpoint(cfg, model, optimizer, scheduler, device)
+
+        metrics: dict = {}
+        for epoch in range(start_epoch, cfg.epochs):
+            fit = train_epoch(model, task, cfg, optimizer, scheduler, epoch, steps_per_epoch, device)
+            if fit is None:
+                return {**metrics, FIDELITY: epoch + 1, "status": "diverged"}
+            metrics = {FIDELITY: epoch + 1, **fit, **evaluate(model, task.validation, task.info, cfg, device)}
+            ckpt = save_checkpoint(cfg, model, optimizer, scheduler, epoch + 1)
+            report(metrics, checkpoint_dir=ckpt)
+        return {**metrics, "status": "completed"}
+
+    def validate(self, config: TrainConfig | dict) -> None:
+        """Checks a config and its task options without loading data.
+
+        Raises:
+            SettingError: naming the setting (``task_options.<option>`` for a task's own).
+        """
+        cfg = _config(config)
+        task_info(cfg.task, cfg.task_options)
+
+    def reports(self, config: TrainConfig | dict) -> set[str]:
+        """Names of the metrics `train` reports at every evaluation for this config."""
+        cfg = _config(config)
+        layers = {f"update_rate_layer{i}" for i in range(cfg.num_layers)}
+        return {FIDELITY, "train_loss", "train_update_rate", "tokens_per_s", "lr", "update_rate",
+                task_info(cfg.task, cfg.task_options).metric} | layers
+
+    def prepare(self, config: TrainConfig | dict) -> None:
+        """Generates (or finds in the cache) the config's task data, once before many runs share it."""
+        cfg = _config(config)
+        load_task(cfg.task, cfg.task_options, cache_dir=cfg.cache_dir)
 
 
-def train(config: TrainConfig | dict, report: Reporter | None = None) -> dict:
-    """Train, evaluate once per epoch, report, checkpoint; resume from checkpoint_dir if it holds one."""
-    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
-    report = report or (lambda metrics, checkpoint_dir=None: None)
-    device = pick_device(cfg.device)
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    seed_everything(cfg.seed)
-    task = load_task(cfg.task, cfg.task_options, cache_dir=cfg.cache_dir)
-    model = build_model(task.info, cfg).to(device)
-    optimizer = make_optimizer(model, cfg)
-    steps_per_epoch = cfg.steps_per_epoch or math.ceil(len(task.train) / cfg.batch_size)
-    scheduler = warmup_cosine(optimizer, cfg.warmup_fraction, cfg.epochs * steps_per_epoch)
-    start_epoch = load_checkpoint(cfg, model, optimizer, scheduler, device)
-
-    metrics: dict = {}
-    for epoch in range(start_epoch, cfg.epochs):
-        fit = train_epoch(model, task, cfg, optimizer, scheduler, epoch, steps_per_epoch, device)
-        if fit is None:
-            return {**metrics, "epoch": epoch + 1, "status": "diverged"}
-        metrics = {"epoch": epoch + 1, **fit, **evaluate(model, task.validation, task.info, cfg, device)}
-        ckpt = save_checkpoint(cfg, model, optimizer, scheduler, epoch + 1)
-        report(metrics, checkpoint_dir=ckpt)
-    return {**metrics, "status": "completed"}
+train = SuRNNTrainable()
+"""The trainer: ``train(config, report)``; its hooks are ``train.validate``, ``train.reports``, ``train.prepare``."""
 
 
-def validate(config: TrainConfig | dict) -> TrainConfig:
-    """Check a config (and its task options) without loading data; raises ValueError naming the field."""
-    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
-    task_info(cfg.task, cfg.task_options)
-    return cfg
-
-
-def reported_metrics(config: TrainConfig | dict) -> set[str]:
-    """Names of the metrics `train` reports at every evaluation for this config."""
-    cfg = validate(config)
-    layers = {f"update_rate_layer{i}" for i in range(cfg.num_layers)}
-    return {"epoch", "train_loss", "train_update_rate", "tokens_per_s", "lr", "update_rate",
-            task_info(cfg.task, cfg.task_options).metric} | layers
-
-
-def prepare(config: TrainConfig | dict) -> None:
-    """Generate (or find in the cache) the config's task data, e.g. once before many runs share it."""
-    cfg = validate(config)
-    load_task(cfg.task, cfg.task_options, cache_dir=cfg.cache_dir)
-
-
-# The trainable contract's optional hooks: the sweep checks a spec against them before it starts.
-train.validate = validate
-train.reports = reported_metrics
-train.prepare = prepare
+def _config(config: TrainConfig | dict) -> TrainConfig:
+    return config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
 
 
 def pick_device(name: str) -> torch.device:
@@ -104,20 +110,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def build_model(info: TaskInfo, cfg: TrainConfig) -> nn.Module:
-    """The model a task's kind calls for, with every layer built from cfg's layer settings."""
-    if info.pair:
-        return DualEncoder(info.vocab_size, cfg.hidden_size, cfg.num_layers, info.num_classes,
-                           dropout=cfg.dropout, layer_settings=cfg.layer_settings())
-    if info.kind == "lm":
-        return LanguageModel(info.vocab_size, cfg.hidden_size, cfg.num_layers, dropout=cfg.dropout,
-                             layer_settings=cfg.layer_settings())
-    num_outputs = 1 if info.kind == "regression" else info.num_classes
-    return SequenceClassifier(
-        cfg.hidden_size, cfg.num_layers, num_outputs, pooling=info.pooling, dropout=cfg.dropout,
-        layer_settings=cfg.layer_settings(), vocab_size=info.vocab_size, input_dim=info.input_dim)
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -143,43 +135,11 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_fraction: float, tota
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def run_model(model, batch: Batch, info: TaskInfo, device: torch.device, cfg: TrainConfig):
-    """Forward one batch: (ModelOutput, targets, number of real steps fed)."""
-    def tensor(a):
-        return torch.from_numpy(a).to(device, non_blocking=True)
-
-    inputs, mask, targets = tensor(batch.inputs), tensor(batch.mask), tensor(batch.targets)
-    if info.kind == "lm":   # a row is its own inputs [:-1] and next-token targets [1:]
-        inputs, targets = inputs[:, :-1], inputs[:, 1:].masked_fill(~mask[:, 1:], IGNORE_INDEX)
-        mask = mask[:, :-1]
+def run_batch(model: TaskModel, batch: Batch, device: torch.device, cfg: TrainConfig) -> ModelOutput:
+    """One batch through the model (which scores itself), under the run's autocast."""
+    tensors = Batch(*(None if a is None else torch.from_numpy(a).to(device, non_blocking=True) for a in batch))
     with _autocast(device, cfg):
-        if info.pair:
-            mask_b = tensor(batch.mask_b)
-            out = model(inputs, mask, tensor(batch.inputs_b), mask_b)
-            return out, targets, int(mask.sum()) + int(mask_b.sum())
-        out = model(inputs, mask)
-    return (out[0] if info.kind == "lm" else out), targets, int(mask.sum())
-
-
-def task_loss(out: ModelOutput, targets: torch.Tensor, info: TaskInfo) -> torch.Tensor:
-    if info.kind == "regression":
-        return F.mse_loss(out.output.float(), targets.float())
-    logits = out.output.float()
-    if info.kind in ("sequence", "lm"):
-        return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
-    return F.cross_entropy(logits, targets)
-
-
-def score(out: ModelOutput, targets: torch.Tensor, info: TaskInfo) -> tuple[float, int]:
-    """(sum, count) of the quality metric's terms: squared errors, correct answers or token NLLs."""
-    pred = out.output.float()
-    if info.kind == "regression":
-        return float(((pred - targets.float()) ** 2).sum()), targets.numel()
-    valid = targets != IGNORE_INDEX
-    if info.kind == "lm":
-        nll = F.cross_entropy(pred.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
-        return float(nll), int(valid.sum())
-    return float(((pred.argmax(-1) == targets) & valid).sum()), int(valid.sum())
+        return model.forward_batch(tensors)
 
 
 def sparsity_penalty(rate: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
@@ -211,12 +171,12 @@ def train_epoch(model, task, cfg, optimizer, scheduler, epoch, steps, device) ->
     from tqdm import tqdm
 
     model.train()
-    loss_sum, rate_sum, tokens = 0.0, 0.0, 0
+    loss_sum, rate_sum, tokens, batches = 0.0, 0.0, 0, 0
     start = time.perf_counter()
     bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress, leave=False)
     for batch in _train_batches(task, cfg, epoch, steps):
-        out, targets, steps = run_model(model, batch, task.info, device, cfg)
-        loss = task_loss(out, targets, task.info)
+        out = run_batch(model, batch, device, cfg)
+        loss = out.loss
         total = loss + sparsity_penalty(out.update_rate, cfg)
         if not torch.isfinite(total):
             bar.close()
@@ -229,12 +189,13 @@ def train_epoch(model, task, cfg, optimizer, scheduler, epoch, steps, device) ->
         scheduler.step()
         loss_sum += loss.item()
         rate_sum += out.update_rate.item()
-        tokens += steps
+        tokens += int(out.steps)
+        batches += 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}", rate=f"{out.update_rate.item():.3f}")
     bar.close()
     elapsed = time.perf_counter() - start
-    return {"train_loss": loss_sum / steps, "train_update_rate": rate_sum / steps,
+    return {"train_loss": loss_sum / batches, "train_update_rate": rate_sum / batches,
             "tokens_per_s": tokens / max(elapsed, 1e-9), "lr": scheduler.get_last_lr()[0]}
 
 
@@ -250,18 +211,16 @@ def evaluate(model, split, info: TaskInfo, cfg: TrainConfig, device) -> dict:
         if seen >= limit:
             break
         seen += len(batch.mask)
-        out, targets, steps = run_model(model, batch, info, device, cfg)
-        steps = float(steps) * cfg.hidden_size
+        out = run_batch(model, batch, device, cfg)
+        steps = float(out.steps) * cfg.hidden_size
         opened += float(out.opened)
         neuron_steps += steps * cfg.num_layers
         layer_open = out.layer_rates.double() * steps + (0 if layer_open is None else layer_open)
-        part, n = score(out, targets, info)
-        total, count = total + part, count + n
+        total, count = total + float(out.metric_sum), count + int(out.metric_count)
     metrics = {"update_rate": opened / max(neuron_steps, 1.0)}
     metrics.update({f"update_rate_layer{i}": float(v) / max(neuron_steps / cfg.num_layers, 1.0)
                     for i, v in enumerate(layer_open.tolist())})
-    mean = total / max(count, 1)
-    metrics[info.metric] = math.exp(min(mean, 50.0)) if info.kind == "lm" else mean
+    metrics[info.metric] = model.metric_value(total, count)
     return metrics
 
 

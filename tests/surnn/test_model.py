@@ -56,13 +56,13 @@ def test_language_model_ties_weights_and_continues_in_chunks():
     lm = LanguageModel(20, 12, 2, layer_settings=LAYER).eval()
     assert sum(p.numel() for p in lm.parameters() if p.shape == (20, 12)) == 20 * 12   # one table
     ids = torch.randint(1, 20, (2, 18))
-    whole, _ = lm(ids)
-    first, states = lm(ids[:, :10])
-    second, _ = lm(ids[:, 10:], states=states, time_offset=10)
+    whole = lm(ids)
+    first = lm(ids[:, :10])
+    second = lm(ids[:, 10:], states=first.states, time_offset=10)
     torch.testing.assert_close(torch.cat([first.output, second.output], 1), whole.output)
     with torch.no_grad():
         lm.backbone.encoder.weight[5] += torch.randn(12)   # (a constant shift is erased by the norm)
-    assert not torch.allclose(lm(ids)[0].output[..., 5], whole.output[..., 5])
+    assert not torch.allclose(lm(ids).output[..., 5], whole.output[..., 5])
 
 
 def test_dual_encoder_shares_the_backbone_and_counts_both_documents():

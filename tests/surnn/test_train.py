@@ -142,3 +142,30 @@ def test_sugru_learns_delayed_recall_where_a_gru_stays_at_chance(tmp_path):
     print(f"suGRU {su:.3f}  GRU {gru:.3f}  chance 0.125  "
           f"({results['rhythmic']['seconds']:.0f} s, {results['none']['seconds']:.0f} s)")
     assert su > 0.3 and su > gru + 0.15 and gru < 0.22
+
+
+def test_train_loss_and_rate_are_the_means_over_the_epochs_batches(tmp_path):
+    import torch
+
+    from surnn.data import load_task
+    from surnn.model import build_model
+    from surnn.train import _train_batches, run_batch, seed_everything
+
+    # lr so small that no weight moves: every batch's loss is then the initial model's.
+    cfg = TrainConfig.from_dict(_config(tmp_path, epochs=1, steps_per_epoch=5, lr=1e-30, weight_decay=0.0,
+                                        grad_clip=0.0))
+    rec = Recorder()
+    train(cfg, rec)
+    reported = rec.calls[0][0]
+    seed_everything(cfg.seed)
+    task = load_task(cfg.task, cfg.task_options, cache_dir=cfg.cache_dir)
+    model = build_model(task.info, cfg.hidden_size, cfg.num_layers, layer_settings=cfg.layer_settings())
+    losses, rates = [], []
+    with torch.no_grad():
+        for batch in _train_batches(task, cfg, 0, 5):
+            out = run_batch(model.train(), batch, torch.device("cpu"), cfg)
+            losses.append(out.loss.item())
+            rates.append(out.update_rate.item())
+    assert len(losses) == 5
+    assert reported["train_loss"] == pytest.approx(sum(losses) / 5, rel=1e-4)
+    assert reported["train_update_rate"] == pytest.approx(sum(rates) / 5, rel=1e-4)
