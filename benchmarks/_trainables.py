@@ -1,4 +1,4 @@
-"""Trainables for the benchmarks: the surnn.train contract with a known running time.
+"""Trainables for the benchmarks: `surnn.trainable.Trainable`s with a known running time.
 
 `timed_train` sleeps `epoch_seconds` per epoch for `epochs` epochs, so a trial takes
 epochs * epoch_seconds plus whatever the sweep machinery adds. After each epoch it
@@ -13,10 +13,12 @@ import math
 import time
 from pathlib import Path
 
+from surnn.trainable import SettingError, Trainable
+
 REPORTED = {"epoch", "val_accuracy", "update_rate"}
 
 
-def timed_train(config: dict, report) -> dict:
+def _timed_train(config: dict, report) -> dict:
     x = float(config["gate_threshold"])
     epochs = int(config["epochs"])
     epoch_seconds = float(config["epoch_seconds"])
@@ -37,11 +39,17 @@ def timed_train(config: dict, report) -> dict:
     return {**metrics, "status": "completed"}
 
 
-def _validate(config: dict) -> None:
-    for key in ("gate_threshold", "epochs", "epoch_seconds"):
-        if key not in config:
-            raise ValueError(f"{key}: required by the timed benchmark trainable")
+class TimedTrainable(Trainable):
+    def train(self, config: dict, report) -> dict:
+        return _timed_train(config, report)
+
+    def validate(self, config: dict) -> None:
+        for key in ("gate_threshold", "epochs", "epoch_seconds"):
+            if key not in config:
+                raise SettingError(key, "required by the timed benchmark trainable")
+
+    def reports(self, config: dict) -> set[str]:
+        return set(REPORTED)
 
 
-timed_train.validate = _validate
-timed_train.reports = lambda config: set(REPORTED)
+timed_train = TimedTrainable()

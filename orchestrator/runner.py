@@ -10,9 +10,8 @@ from ray import tune
 
 from orchestrator.console import ConsoleView, FailureBudget
 from orchestrator.search import make_searcher
-from orchestrator.trial import SCALARIZED, import_trainable, make_trial_fn
-
-TIME_ATTR = "epoch"
+from orchestrator.trial import SCALARIZED, make_trial_fn
+from surnn.trainable import FIDELITY
 
 
 class PreflightError(RuntimeError):
@@ -74,11 +73,11 @@ def make_scheduler(spec, objectives, max_t: int):
     if sch.name == "asha":
         from ray.tune.schedulers import ASHAScheduler
 
-        return ASHAScheduler(time_attr=TIME_ATTR, metric=SCALARIZED, mode="max", max_t=max_t,
+        return ASHAScheduler(time_attr=FIDELITY, metric=SCALARIZED, mode="max", max_t=max_t,
                              grace_period=sch.grace_period, reduction_factor=sch.reduction_factor)
     from orchestrator.schedulers.moasha import ParetoASHA
 
-    return ParetoASHA(metrics=[o.metric for o in objectives], modes=[o.mode for o in objectives], time_attr=TIME_ATTR,
+    return ParetoASHA(metrics=[o.metric for o in objectives], modes=[o.mode for o in objectives], time_attr=FIDELITY,
                       grace_period=sch.grace_period, reduction_factor=sch.reduction_factor, max_t=max_t)
 
 
@@ -88,7 +87,7 @@ def _tracker(spec, block, plan, tracking_uri: str):
     objectives = [(o.metric, o.goal, o.ref) for o in spec.objectives_for(block)]
     space = {name: p.model_dump() for name, p in spec.parameters.items()}
     return SweepTracker(tracking_uri, spec.tracking.experiment, plan.experiment_name, str(plan.experiment_dir),
-                        objectives, plan.max_t, spec.to_yaml(), space, time_attr=TIME_ATTR)
+                        objectives, plan.max_t, spec.to_yaml(), space, time_attr=FIDELITY)
 
 
 def _trainable(spec, block):
@@ -101,12 +100,10 @@ def _trainable(spec, block):
 def run_plan(spec, block, plan, tracking_uri: str, resume: bool) -> dict:
     """Run (or resume) one task's sweep to its end; returns its summary."""
     trainable = _trainable(spec, block)
-    prepare = getattr(import_trainable(spec.trainable), "prepare", None)
-    if prepare is not None:   # build the task's data once, before trials race to build it
-        try:
-            prepare(spec.fixed_config(block))
-        except ValueError as exc:   # data that cannot be had (offline hub, missing files): one line
-            raise PreflightError(str(exc)) from None
+    try:   # build the task's data once, before trials race to build it
+        spec.trainable_fn().prepare(spec.fixed_config(block))
+    except ValueError as exc:   # data that cannot be had (offline hub, missing files): one line
+        raise PreflightError(str(exc)) from None
     tracker = _tracker(spec, block, plan, tracking_uri)
     objectives = spec.objectives_for(block)
     if resume and tune.Tuner.can_restore(str(plan.experiment_dir)):

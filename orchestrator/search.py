@@ -17,6 +17,8 @@ import warnings
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
+from surnn.trainable import FIDELITY
+
 CONSTRAINTS_ATTR = "constraints"
 
 
@@ -99,7 +101,7 @@ def prepare_study(storage_url: str, study_name: str, metric_names: list[str], mo
     return study
 
 
-def make_searcher(spec, objectives, block_max_t: int, study_name: str, storage_url: str, time_attr: str = "epoch"):
+def make_searcher(spec, objectives, block_max_t: int, study_name: str, storage_url: str, time_attr: str = FIDELITY):
     """The ParetoOptunaSearch for one task of a spec, over that task's objectives."""
     search = spec.search
     metrics, modes = [o.metric for o in objectives], [o.mode for o in objectives]

@@ -25,6 +25,7 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 
 from orchestrator import pareto, plots
+from surnn.trainable import FIDELITY
 
 STATE_FILE = "sweep_tracking.json"
 
@@ -43,7 +44,7 @@ class SweepTracker(tune.Callback):
 
     def __init__(self, tracking_uri: str, experiment: str, run_name: str, state_dir: str,
                  objectives: list[tuple[str, str, float]], max_t: int, spec_yaml: str,
-                 search_space: dict, time_attr: str = "epoch"):
+                 search_space: dict, time_attr: str = FIDELITY):
         self.tracking_uri, self.experiment, self.run_name = tracking_uri, experiment, run_name
         self.state_path = Path(state_dir) / STATE_FILE
         self.objectives, self.max_t, self.time_attr = objectives, max_t, time_attr

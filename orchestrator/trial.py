@@ -1,24 +1,21 @@
 """The Ray side of one trial: run the spec's trainable and forward its reports to Ray Tune.
 
-The trainable contract (surnn.train.train is one such function):
-
-    trainable(config: dict, report) -> dict | None
-    report(metrics: dict, checkpoint_dir: str | None = None)   # once per evaluation, with "epoch"
-
-The sweep adds two keys to every config: `checkpoint_dir`, a folder private to the trial
-that already holds the trial's last reported checkpoint when Ray resumes it, and
-`num_threads`, the CPUs the trial was granted (torch would otherwise take every core and
-concurrent trials would slow each other down many times over). A return value with
-"status": "diverged" counts as a failure, so Ray retries the trial.
+The contract a trainable keeps is `surnn.trainable.Trainable` (described there). The sweep
+adds two keys to every config: `checkpoint_dir`, a folder private to the trial that already
+holds the trial's last reported checkpoint when Ray resumes it, and `num_threads`, the CPUs
+the trial was granted (torch would otherwise take every core and concurrent trials would
+slow each other down many times over). A return value with "status": "diverged" counts as
+a failure, so Ray retries the trial.
 """
 from __future__ import annotations
 
-import importlib
 import shutil
 from pathlib import Path
 from typing import Callable
 
 from ray import tune
+
+from surnn.trainable import FIDELITY, load_trainable
 
 SCALARIZED = "scalarized"   # the single metric that plain ASHA ranks by, when the spec asks for it
 
@@ -27,16 +24,11 @@ class TrialDiverged(RuntimeError):
     """The trainable reported a non-finite loss."""
 
 
-def import_trainable(ref: str) -> Callable:
-    module, _, name = ref.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
 def make_trial_fn(trainable_ref: str, fixed: dict, cpus: float, scalarize: dict | None = None) -> Callable[[dict], None]:
     """A Ray Tune function trainable running `trainable_ref` on `fixed` + the sampled parameters."""
 
     def run_trial(params: dict) -> None:
-        trainable = import_trainable(trainable_ref)
+        trainable = load_trainable(trainable_ref)
         ckpt_dir = Path(tune.get_context().get_trial_dir()) / "trainer_checkpoint"
         restored = tune.get_checkpoint()
         if restored is not None:
@@ -52,8 +44,8 @@ def make_trial_fn(trainable_ref: str, fixed: dict, cpus: float, scalarize: dict 
             checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
             tune.report(metrics, checkpoint=checkpoint)
 
-        result = trainable(config, report)
+        result = trainable.train(config, report)
         if isinstance(result, dict) and result.get("status") == "diverged":
-            raise TrialDiverged(f"the loss stopped being finite at epoch {result.get('epoch')}")
+            raise TrialDiverged(f"the loss stopped being finite at epoch {result.get(FIDELITY)}")
 
     return run_trial

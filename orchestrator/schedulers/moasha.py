@@ -27,6 +27,7 @@ from ray.tune.schedulers import TrialScheduler
 
 from orchestrator.pareto import to_minimization
 from orchestrator.schedulers.rungs import STOP, RungCore
+from surnn.trainable import FIDELITY
 
 if TYPE_CHECKING:
     from ray.tune.execution.tune_controller import TuneController
@@ -42,8 +43,8 @@ _GOAL_OF_MODE = {"min": "minimize", "max": "maximize"}
 class ParetoASHA(TrialScheduler):
     """Asynchronous successive halving that promotes by Pareto rank, then crowding.
 
-    Give the metrics and modes here, not in `TuneConfig` (setting metric/mode there
-    makes a multi-objective OptunaSearch single-objective; see /work/shared/STACK.md).
+    Give the metrics and modes here, not in `TuneConfig`: with a `param_space`, a
+    metric/mode set there silently turns a multi-objective OptunaSearch single-objective.
 
     Args:
         metrics: Result keys of the objectives.
@@ -58,7 +59,7 @@ class ParetoASHA(TrialScheduler):
         self,
         metrics: list[str],
         modes: list[str],
-        time_attr: str = "epoch",
+        time_attr: str = FIDELITY,
         grace_period: int = 1,
         reduction_factor: float = 3,
         max_t: int = 100,

@@ -112,10 +112,11 @@ class RungCore:
 
         points = np.asarray(self._points[rung])  # [n, m], the new trial last
         n = len(points)
-        # NOTE(surnn): Syne Tune 0.16's MOASHA reads element -1 of an argsort as the new
-        # trial's rank (the index of whichever trial sorted last), so a trial that
-        # dominates the whole rung can be stopped (/work/shared/STACK.md, "Pareto-aware
-        # ASHA"). We look up where the new trial itself (index n - 1) sits in the order.
+        # NOTE(surnn): Syne Tune 0.16's MOASHA (syne_tune/optimizer/schedulers/
+        # multiobjective/moasha.py) ranks a rung with NonDominatedPriority, which returns
+        # the sort order, and reads element -1 as the new trial's rank: the index of
+        # whichever trial sorted last, so a trial that dominates the whole rung can be
+        # stopped. We look up where the new trial itself (index n - 1) sits in the order.
         position = int(np.flatnonzero(promotion_order(points) == n - 1)[0])
         keep = math.ceil(n / self.reduction_factor - _CEIL_SLACK)
         if position < keep:

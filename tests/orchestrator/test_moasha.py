@@ -84,7 +84,7 @@ def test_worked_example_decisions():
 
 
 def test_moasha_continues_trial_that_dominates_rung():
-    # NOTE: the Syne Tune trap (/work/shared/STACK.md). Nine trials of a full front are
+    # NOTE: the Syne Tune trap (MOASHA reading an argsort as a rank). Nine trials of a full front are
     # at the rung; a new one that dominates them all must continue whatever their order.
     core = RungCore(grace_period=1, reduction_factor=3, max_t=9)
     x = np.linspace(0.1, 0.9, 9)

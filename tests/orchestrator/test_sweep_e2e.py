@@ -39,17 +39,19 @@ def write_spec(folder: Path, **overrides) -> Path:
     return path
 
 
-def sweep_env(folder: Path, epoch_seconds: float = 0.05) -> dict:
-    env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{ROOT}", "TOY_EPOCH_SECONDS": str(epoch_seconds),
+def sweep_env(folder: Path, epoch_seconds: float = 0.05, extra_path: str | None = None) -> dict:
+    path = os.pathsep.join(p for p in (extra_path, str(HERE), str(ROOT)) if p)
+    env = {**os.environ, "PYTHONPATH": path, "TOY_EPOCH_SECONDS": str(epoch_seconds),
            "MLFLOW_DISABLE_TELEMETRY": "true", "RAY_AUTH_MODE": "disabled"}
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("RAY_ADDRESS", None)
     return env
 
 
-def run_sweep(folder: Path, *args, epoch_seconds: float = 0.05, timeout: int = 300):
+def run_sweep(folder: Path, *args, epoch_seconds: float = 0.05, timeout: int = 300, extra_path: str | None = None):
     return subprocess.run([sys.executable, "-m", "orchestrator.sweep", *args], cwd=folder,
-                          env=sweep_env(folder, epoch_seconds), capture_output=True, text=True, timeout=timeout)
+                          env=sweep_env(folder, epoch_seconds, extra_path), capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def mlflow_runs(folder: Path):

@@ -1,4 +1,4 @@
-"""A cheap trainable with the surnn.train contract, for sweep tests.
+"""A cheap `surnn.trainable.Trainable`, for sweep tests.
 
 Its two objectives are a known function of the config, so a test can compute the true front:
 quality = x * (1 - exp(-epoch / 2)) (maximise) and update_rate = x**2 (minimise), x in [0, 1]
@@ -12,10 +12,12 @@ import os
 import time
 from pathlib import Path
 
+from surnn.trainable import SettingError, Trainable
+
 EPOCH_SECONDS = float(os.environ.get("TOY_EPOCH_SECONDS", "0.05"))
 
 
-def toy_train(config: dict, report) -> dict:
+def _train(config: dict, report) -> dict:
     x = float(config["gate_threshold"])
     epochs = int(config.get("epochs", 4))
     if x < float(config.get("fail_below", -1.0)):
@@ -43,10 +45,16 @@ def toy_train(config: dict, report) -> dict:
     return {**metrics, "status": "completed"}
 
 
-def _validate(config: dict) -> None:
-    if "gate_threshold" not in config:
-        raise ValueError("gate_threshold: required by the toy trainable")
+class ToyTrainable(Trainable):
+    def train(self, config: dict, report) -> dict:
+        return _train(config, report)
+
+    def validate(self, config: dict) -> None:
+        if "gate_threshold" not in config:
+            raise SettingError("gate_threshold", "required by the toy trainable")
+
+    def reports(self, config: dict) -> set[str]:
+        return {"epoch", "val_accuracy", "update_rate", "train_loss", "tokens_per_s"}
 
 
-toy_train.validate = _validate
-toy_train.reports = lambda config: {"epoch", "val_accuracy", "update_rate", "train_loss", "tokens_per_s"}
+toy_train = ToyTrainable()
