@@ -15,6 +15,7 @@ indexing ``x[:, t]`` inside it would make autograd's backward grow with T^2.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict
 
 import torch
@@ -23,9 +24,11 @@ from torch import Tensor, nn
 from surnn.config import SuRNNConfig
 from surnn.gates import EventGate, RhythmicGate, heaviside
 from surnn.layer_inputs import State, check_inputs, initial_state
-from surnn.scan import SuGRUScan
+from surnn.scan import SuGRUScan, compute_dtype
 
 __all__ = ["SuRNN", "State"]
+GRU_KERNEL_ENV = "SURNN_GRU_KERNEL"   # auto (Triton on CUDA when it imports) | triton | torch
+_GRU_KERNELS = ("auto", "triton", "torch")
 _GATE_BLOCKS = {"gru": 3, "rnn": 1, "lstm": 4}   # blocks of H in the candidate's projections
 
 
@@ -66,40 +69,49 @@ class SuRNN(nn.Module):
         cfg = self.config
         B, T = check_inputs(cfg, x, state, mask)
         h, c = initial_state(cfg, x, state)
-        H = cfg.hidden_size
+        # The input projection for all steps at once: under autocast this is the one product
+        # that runs in reduced precision. Everything after it (the gate drives, the state and
+        # the recurrence) runs in float32 with autocast off: a switch is a hard threshold of its
+        # drive, and a state carried over thousands of steps must not round at every one.
+        xp = nn.functional.linear(x, self.weight_ih, self.bias_ih)       # [B, T, G*H]
+        dtype = compute_dtype(self.weight_hh)
+        with torch.autocast(x.device.type, enabled=False):
+            h = h.to(dtype)
+            c = c.to(dtype) if c is not None else None
+            drive = self._event_drive(x, dtype)                           # [B, T, H] or None
+            g_all = self._schedule(B, T, x, mask, time_offset, dtype)      # [B or 1, T, H] or None
+            if cfg.cell == "gru" and T > 0:
+                return self._fused_gru(xp, h, g_all, drive, mask)
+            return self._loop(xp.to(dtype), h, c, g_all, drive, mask, B, T)
 
-        # Input projection for all steps at once; the event gate's input drive rides along.
-        weight, bias = self.weight_ih, self.bias_ih
-        if cfg.gate == "event":
-            weight = torch.cat([weight, self.gate.weight])
-            bias = torch.cat([bias, self.gate.bias - cfg.gate_threshold])
-        xp = torch.nn.functional.linear(x, weight, bias)                 # [B, T, (G+1)H or GH]
-        h = h.to(xp.dtype)
-        c = c.to(xp.dtype) if c is not None else None
-        g_all = self._schedule(B, T, x, mask, time_offset)                # [B, T, H] or None (event)
-        if cfg.cell == "gru" and g_all is not None and T > 0:
-            y = SuGRUScan.apply(xp, g_all.to(xp.dtype), h, self.weight_hh, self.bias_hh)
-            return y, y[:, -1], g_all
-        steps = self._step_inputs(xp, g_all, mask, B, T)
+    def _fused_gru(self, xp: Tensor, h: Tensor, g_all: Tensor | None, drive: Tensor | None,
+                   mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """The suGRU as one fused scan (`surnn.scan`, or the Triton kernel on CUDA)."""
+        cfg = self.config
+        switches = g_all if cfg.gate != "none" or mask is not None else None
+        v = self.gate.state_weight if cfg.gate == "event" else None
+        scan = fused_gru_scan(xp)
+        y, gates = scan.apply(xp, h, self.weight_hh, self.bias_hh, switches, drive, v,
+                              mask if cfg.gate == "event" else None, cfg.surrogate, cfg.surrogate_width)
+        if gates is None:
+            gates = g_all.expand(y.shape) if g_all is not None else y.new_ones(()).expand(y.shape)
+        return y, y[:, -1], gates
 
-        w_hh, b_hh = self.weight_hh.t(), self.bias_hh
+    def _loop(self, xp: Tensor, h: Tensor, c: Tensor | None, g_all: Tensor | None, drive: Tensor | None,
+              mask: Tensor | None, B: int, T: int) -> tuple[Tensor, State, Tensor]:
+        """The step-by-step path (rnn and lstm cells), differentiated by autograd."""
+        cfg, H = self.config, self.config.hidden_size
+        steps = self._step_inputs(xp, g_all, drive, mask, B, T)
+        w_hh, b_hh = self.weight_hh.to(h.dtype).t(), self.bias_hh.to(h.dtype)
         ys, gs = [], []
-        for xs_t, g_t in steps:
-            if cfg.gate == "event":
-                x_t, e_t, m_t = xs_t
+        for x_t, g_t, e_t, m_t in steps:
+            if e_t is not None:
                 g_t = heaviside(e_t + self.gate.state_weight * h.detach(), cfg.surrogate, cfg.surrogate_width)
                 if m_t is not None:
                     g_t = g_t * m_t
                 gs.append(g_t)
-            else:
-                x_t = xs_t
             hg = torch.addmm(b_hh, h, w_hh)                               # [B, G*H]
-            if cfg.cell == "gru":
-                rz = torch.sigmoid(x_t[0] + hg[:, : 2 * H])
-                r, z = rz.chunk(2, 1)
-                n = torch.tanh(torch.addcmul(x_t[1], r, hg[:, 2 * H:]))
-                h = torch.lerp(h, torch.lerp(n, h, z), g_t)               # f = (1 - z) n + z h
-            elif cfg.cell == "rnn":
+            if cfg.cell == "rnn":
                 h = torch.lerp(h, torch.tanh(x_t + hg), g_t)
             else:
                 i, f, gg, o = (x_t + hg).chunk(4, 1)
@@ -109,37 +121,61 @@ class SuRNN(nn.Module):
                 h = torch.lerp(h, h_new, g_t)
             ys.append(h)
 
-        y = torch.stack(ys, 1) if ys else x.new_zeros(B, 0, H)
-        gates = torch.stack(gs, 1) if cfg.gate == "event" else g_all
+        y = torch.stack(ys, 1) if ys else h.new_zeros(B, 0, H)
+        gates = torch.stack(gs, 1) if cfg.gate == "event" and gs else (g_all.expand(B, T, H) if g_all is not None
+                                                                        else y.new_ones(()).expand(B, T, H))
         final = (h, c) if cfg.cell == "lstm" else h
         return y, final, gates
 
-    def _schedule(self, B: int, T: int, x: Tensor, mask: Tensor | None, time_offset: int) -> Tensor | None:
-        """Switches for every step when they do not depend on the state: [B, T, H]."""
+    def _event_drive(self, x: Tensor, dtype: torch.dtype) -> Tensor | None:
+        """The event gate's input drive u.x + c - threshold for all steps, [B, T, H], in `dtype`."""
         cfg = self.config
-        if cfg.gate == "event":
+        if cfg.gate != "event":
+            return None
+        gate = self.gate
+        return nn.functional.linear(x.to(dtype), gate.weight.to(dtype), (gate.bias - cfg.gate_threshold).to(dtype))
+
+    def _schedule(self, B: int, T: int, x: Tensor, mask: Tensor | None, time_offset: int,
+                  dtype: torch.dtype) -> Tensor | None:
+        """Switches for every step when they do not depend on the state: [1 or B, T, H], or
+        [B, T, 1] for no gate with a mask; None for the event gate and for no gate unmasked."""
+        cfg = self.config
+        if cfg.gate == "event" or (cfg.gate == "none" and mask is None):
             return None
         if cfg.gate == "none":
-            g = x.new_ones(1, T, cfg.hidden_size)
-        else:
-            t = torch.arange(T, device=x.device, dtype=torch.float32) + time_offset
-            drive = self.gate.drive(t)                                    # [T, H]
-            g = heaviside(drive - cfg.gate_threshold, cfg.surrogate, cfg.surrogate_width)[None]
-        g = g.to(x.dtype)
-        if mask is not None:
-            g = g * mask[:, :, None].to(g.dtype)
-        return g.expand(B, T, cfg.hidden_size)
+            return mask[:, :, None].to(dtype)
+        t = torch.arange(T, device=x.device, dtype=torch.float32) + time_offset
+        drive = self.gate.drive(t)                                        # [T, H]
+        g = heaviside(drive - cfg.gate_threshold, cfg.surrogate, cfg.surrogate_width)[None].to(dtype)
+        return g * mask[:, :, None].to(dtype) if mask is not None else g
 
-    def _step_inputs(self, xp: Tensor, g_all: Tensor | None, mask: Tensor | None, B: int, T: int):
+    def _step_inputs(self, xp: Tensor, g_all: Tensor | None, drive: Tensor | None, mask: Tensor | None,
+                     B: int, T: int):
         """Per-step pieces, split once (unbind) so the loop never indexes a [B, T, ...] tensor."""
-        cfg, H = self.config, self.config.hidden_size
-        if cfg.cell == "gru":
-            x_steps = zip(xp[..., : 2 * H].unbind(1), xp[..., 2 * H: 3 * H].unbind(1))
-        else:
-            x_steps = xp[..., : _GATE_BLOCKS[cfg.cell] * H].unbind(1)
-        if cfg.gate != "event":
-            return zip(x_steps, g_all.unbind(1))
-        e_steps = xp[..., -H:].unbind(1)
-        m_steps = mask[:, :, None].to(xp.dtype).unbind(1) if mask is not None else [None] * T
-        return zip(zip(x_steps, e_steps, m_steps), [None] * T)
+        H = self.config.hidden_size
+        x_steps = xp[..., : _GATE_BLOCKS[self.config.cell] * H].unbind(1)
+        none = [None] * T
+        if drive is None:
+            g_steps = g_all.expand(B, T, g_all.shape[-1]).unbind(1) if g_all is not None else [1.0] * T
+            return zip(x_steps, g_steps, none, none)
+        m_steps = mask[:, :, None].to(xp.dtype).unbind(1) if mask is not None else none
+        return zip(x_steps, none, drive.unbind(1), m_steps)
 
+
+def fused_gru_scan(xp: Tensor) -> type[torch.autograd.Function]:
+    """The fused suGRU scan to run on `xp`'s device: Triton's on CUDA, else PyTorch's.
+
+    `SURNN_GRU_KERNEL` forces one: ``torch`` everywhere, or ``triton`` also on CPU tensors,
+    which then run in Triton's interpreter (slow; what the tests use).
+    """
+    choice = os.environ.get(GRU_KERNEL_ENV, "auto").strip().lower() or "auto"
+    if choice not in _GRU_KERNELS:
+        raise ValueError(f"{GRU_KERNEL_ENV}: unknown value {choice!r} (expected one of: {', '.join(_GRU_KERNELS)})")
+    if choice == "torch" or (choice == "auto" and not xp.is_cuda):
+        return SuGRUScan
+    from surnn.triton_scan import TritonSuGRUScan
+    if TritonSuGRUScan is None:
+        if choice == "triton":
+            raise RuntimeError(f"{GRU_KERNEL_ENV}=triton: triton is not installed (pip install 'surnn-sweep[gpu]')")
+        return SuGRUScan
+    return TritonSuGRUScan

@@ -51,12 +51,16 @@ class _Heaviside(torch.autograd.Function):
         if ctx.surrogate == "straight_through":
             return grad, None, None
         (x,) = ctx.saved_tensors
-        w = ctx.width
-        if ctx.surrogate == "boxcar":
-            slope = (x.abs() < w).to(grad.dtype) / (2.0 * w)
-        else:  # triangle
-            slope = (1.0 - x.abs() / w).clamp_min(0.0) / w
-        return grad * slope, None, None
+        return grad * surrogate_slope(x, ctx.surrogate, ctx.width).to(grad.dtype), None, None
+
+
+def surrogate_slope(x: Tensor, surrogate: str, width: float) -> Tensor | float:
+    """The surrogate's dH/dx at x (1.0 for straight_through); shared with the fused scans."""
+    if surrogate == "straight_through":
+        return 1.0
+    if surrogate == "boxcar":
+        return (x.abs() < width).to(x.dtype) / (2.0 * width)
+    return (1.0 - x.abs() / width).clamp_min(0.0) / width   # triangle
 
 
 def heaviside(x: Tensor, surrogate: str = "straight_through", width: float = 1.0) -> Tensor:

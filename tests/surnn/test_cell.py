@@ -70,10 +70,10 @@ def test_closed_switch_keeps_state_bit_for_bit(cell, gate):
     assert not torch.equal(y[~closed], prev[~closed])
 
 
-@pytest.mark.parametrize("cell", CELLS)
-def test_all_switches_closed_is_identity_forward_and_backward(cell):
+@pytest.mark.parametrize("cell,gate", list(itertools.product(CELLS, ("rhythmic", "event"))))
+def test_all_switches_closed_is_identity_forward_and_backward(cell, gate):
     torch.manual_seed(2)
-    layer = SuRNN(4, 8, cell=cell, gate="rhythmic", gate_threshold=50.0)
+    layer = SuRNN(4, 8, cell=cell, gate=gate, gate_threshold=50.0)
     h0 = torch.randn(2, 8, requires_grad=True)
     state = (h0, torch.randn(2, 8)) if cell == "lstm" else h0
     y, _, g = layer(torch.randn(2, 30, 4), state)
@@ -204,3 +204,9 @@ def test_bad_inputs_name_what_was_expected(make, what):
     x, state, mask = make()
     with pytest.raises(ValueError, match=what):
         layer(x, state, mask)
+
+
+def test_unknown_gru_kernel_setting_names_the_variable(monkeypatch):
+    monkeypatch.setenv("SURNN_GRU_KERNEL", "cuda-graphs")
+    with pytest.raises(ValueError, match="SURNN_GRU_KERNEL: unknown value 'cuda-graphs'"):
+        SuRNN(4, 8)(torch.randn(2, 3, 4))
