@@ -75,24 +75,33 @@ class SuRNN(nn.Module):
         # drive, and a state carried over thousands of steps must not round at every one.
         xp = nn.functional.linear(x, self.weight_ih, self.bias_ih)       # [B, T, G*H]
         dtype = compute_dtype(self.weight_hh)
-        with torch.autocast(x.device.type, enabled=False):
+        device = x.device.type
+        amp_dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
+        with torch.autocast(device, enabled=False):
             h = h.to(dtype)
             c = c.to(dtype) if c is not None else None
             drive = self._event_drive(x, dtype)                           # [B, T, H] or None
             g_all = self._schedule(B, T, x, mask, time_offset, dtype)      # [B or 1, T, H] or None
             if cfg.cell == "gru" and T > 0:
-                return self._fused_gru(xp, h, g_all, drive, mask)
+                return self._fused_gru(xp, h, g_all, drive, mask, amp_dtype)
             return self._loop(xp.to(dtype), h, c, g_all, drive, mask, B, T)
 
     def _fused_gru(self, xp: Tensor, h: Tensor, g_all: Tensor | None, drive: Tensor | None,
-                   mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-        """The suGRU as one fused scan (`surnn.scan`, or the Triton kernel on CUDA)."""
+                   mask: Tensor | None, amp_dtype: torch.dtype | None) -> tuple[Tensor, Tensor, Tensor]:
+        """The suGRU as one fused scan (`surnn.scan`, or the Triton kernels on CUDA).
+
+        On CUDA under autocast the Triton kernels take the recurrent product's operands in the
+        autocast dtype (accumulating in float32, the state in float32), as cuDNN's GRU does;
+        the PyTorch scan always multiplies in float32.
+        """
         cfg = self.config
-        switches = g_all if cfg.gate != "none" or mask is not None else None
         v = self.gate.state_weight if cfg.gate == "event" else None
         scan = fused_gru_scan(xp)
-        y, gates = scan.apply(xp, h, self.weight_hh, self.bias_hh, switches, drive, v,
-                              mask if cfg.gate == "event" else None, cfg.surrogate, cfg.surrogate_width)
+        args = (xp, h, self.weight_hh, self.bias_hh, g_all, drive, v,
+                mask if cfg.gate == "event" else None, cfg.surrogate, cfg.surrogate_width)
+        if scan is not SuGRUScan:
+            args += (amp_dtype if amp_dtype is not None and xp.is_cuda else torch.float32,)
+        y, gates = scan.apply(*args)
         if gates is None:
             gates = g_all.expand(y.shape) if g_all is not None else y.new_ones(()).expand(y.shape)
         return y, y[:, -1], gates
