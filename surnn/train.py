@@ -56,9 +56,10 @@ class SuRNNTrainable(Trainable):
         scheduler = warmup_cosine(optimizer, cfg.warmup_fraction, cfg.epochs * steps_per_epoch)
         start_epoch = load_checkpoint(cfg, model, optimizer, scheduler, device)
 
+        scaler = make_scaler(cfg, device)
         metrics: dict = {}
         for epoch in range(start_epoch, cfg.epochs):
-            fit = train_epoch(model, task, cfg, optimizer, scheduler, epoch, steps_per_epoch, device)
+            fit = train_epoch(model, task, cfg, optimizer, scheduler, epoch, steps_per_epoch, device, scaler)
             if fit is None:
                 return {**metrics, FIDELITY: epoch + 1, "status": "diverged"}
             metrics = {FIDELITY: epoch + 1, **fit, **evaluate(model, task.validation, task.info, cfg, device)}
@@ -148,9 +149,32 @@ def sparsity_penalty(rate: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
     return cfg.sparsity_lambda * (rate - cfg.target_update_rate) ** 2
 
 
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of a run with this `precision` on `device`; None: float32 throughout.
+
+    "auto" is bfloat16 on CUDA GPUs that support it (the same exponent range as float32, so no
+    loss scaling) and float32 elsewhere: CPUs without bfloat16 units gain nothing from it. The
+    layers keep their state and recurrence in float32 in any case (see `surnn.cell`).
+    """
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+    return {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[precision]
+
+
 def _autocast(device: torch.device, cfg: TrainConfig):
-    enabled = cfg.amp and device.type == "cuda" and torch.cuda.is_bf16_supported()
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+    dtype = autocast_dtype(cfg.precision, device)
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+
+def make_scaler(cfg: TrainConfig, device: torch.device) -> torch.amp.GradScaler:
+    """Loss scaling for float16 (whose gradients underflow without it); a no-op otherwise.
+
+    It starts at 2^10 rather than torch's 2^16: only the projections run in float16 (the
+    recurrence is float32), and at 2^16 their gradients overflow for the first several steps,
+    each of which the scaler then skips.
+    """
+    enabled = autocast_dtype(cfg.precision, device) == torch.float16
+    return torch.amp.GradScaler(device.type, init_scale=2.0 ** 10, enabled=enabled)
 
 
 def _train_batches(task, cfg: TrainConfig, epoch: int, steps: int):
@@ -166,8 +190,9 @@ def _train_batches(task, cfg: TrainConfig, epoch: int, steps: int):
         rounds += 1
 
 
-def train_epoch(model, task, cfg, optimizer, scheduler, epoch, steps, device) -> dict | None:
+def train_epoch(model, task, cfg, optimizer, scheduler, epoch, steps, device, scaler=None) -> dict | None:
     """One epoch of optimisation; None if the loss became non-finite."""
+    scaler = scaler or make_scaler(cfg, device)
     from tqdm import tqdm
 
     model.train()
@@ -182,10 +207,12 @@ def train_epoch(model, task, cfg, optimizer, scheduler, epoch, steps, device) ->
             bar.close()
             return None
         optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        scaler.scale(total).backward()
         if cfg.grad_clip > 0:
+            scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         scheduler.step()
         loss_sum += loss.item()
         rate_sum += out.update_rate.item()

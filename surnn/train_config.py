@@ -15,6 +15,7 @@ from surnn.config import SuRNNConfig
 from surnn.trainable import SettingError
 
 # Fields of TrainConfig passed on to every SuRNN layer.
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 LAYER_FIELDS = tuple(f.name for f in dataclasses.fields(SuRNNConfig) if f.name not in ("input_size", "hidden_size"))
 
 
@@ -54,7 +55,7 @@ class TrainConfig:
     # run
     seed: int = 0
     device: str = "auto"                  # auto | cpu | cuda | cuda:N | mps
-    amp: bool = True                      # bfloat16 autocast on CUDA; ignored elsewhere
+    precision: str = "auto"               # autocast: auto (bfloat16 on CUDA, else float32) | float32 | bfloat16 | float16
     num_threads: int | None = None        # torch CPU threads; None leaves torch's default
     checkpoint_dir: str | None = None     # where the run saves (and resumes from) its checkpoint
     cache_dir: str | None = None          # dataset cache; None: $SURNN_CACHE_DIR or ~/.cache/surnn-sweep
@@ -72,6 +73,8 @@ class TrainConfig:
         _check_range(self, "lr", 0.0, strict=True)
         for name in ("weight_decay", "sparsity_lambda", "grad_clip"):
             _check_range(self, name, 0.0)
+        if self.precision not in PRECISIONS:
+            raise SettingError("precision", f"unknown value {self.precision!r} (expected one of: {', '.join(PRECISIONS)})")
         if not 0.0 <= self.dropout < 1.0:
             raise SettingError("dropout", f"must lie in [0, 1), got {self.dropout}")
         if not 0.0 <= self.warmup_fraction < 1.0:

@@ -87,10 +87,22 @@ def test_same_seed_same_result(tmp_path):
     ({"warmup_fraction": 1.0}, "warmup_fraction"),
     ({"target_update_rate": 0.0}, "target_update_rate"),
     ({"no_such_setting": 1}, "no_such_setting"),
+    ({"precision": "fp8"}, "precision"),
 ])
 def test_bad_settings_name_the_field(values, field):
     with pytest.raises(ValueError, match=field):
         TrainConfig.from_dict(values)
+
+
+@pytest.mark.parametrize("precision,cell,gate", [("bfloat16", "gru", "rhythmic"), ("bfloat16", "lstm", "event"),
+                                                  ("float16", "gru", "event")])
+def test_training_under_cpu_autocast_completes_near_float32(tmp_path, precision, cell, gate):
+    base = _config(tmp_path, cell=cell, gate=gate, epochs=1)
+    full = train({**base, "precision": "float32"}, Recorder())
+    amp = train({**base, "precision": precision}, Recorder())
+    assert amp["status"] == "completed" and math.isfinite(amp["train_loss"])
+    assert amp["train_loss"] != full["train_loss"], "autocast did not take effect"
+    assert abs(amp["train_loss"] - full["train_loss"]) < 0.05 * full["train_loss"]
 
 
 def test_dotted_keys_set_task_options():
