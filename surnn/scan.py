@@ -117,7 +117,8 @@ def _forward(xp, h0, W, b, switches, drive, v, mask):
             if drive is not None:                                   # the gate sees h detached
                 torch.gt(torch.addcmul(a[s], v, h, out=a[s]), 0, out=g_blk[s])
             qs = q[s].addmm_(h, w_t)                                 # pre-r, pre-z, hn
-            r, z, hn = qs[:, :H].sigmoid_(), qs[:, H: 2 * H].sigmoid_(), qs[:, 2 * H:]
+            qs[:, : 2 * H].sigmoid_()
+            r, z, hn = qs[:, :H], qs[:, H: 2 * H], qs[:, 2 * H:]
             n = nb[s].addcmul_(r, hn).tanh_()
             if switches is None and drive is None:
                 h = torch.lerp(n, h, z, out=y[t0 + s])

@@ -178,10 +178,11 @@ def _blocks(H: int, dot_dtype: torch.dtype) -> dict:
 
 def _precision(device: torch.device, dot_dtype: torch.dtype) -> str:
     # cuDNN's RNNs use TF32 for float32 when torch.backends.cudnn.allow_tf32 (the default);
-    # the fused kernel follows the same switch. The interpreter computes in IEEE float32.
-    if device.type != "cuda" or dot_dtype != torch.float32:
+    # the fused kernel follows the same switch. 16-bit operands take Triton's default ("tf32",
+    # which only concerns float32 operands). The interpreter computes in IEEE float32.
+    if device.type != "cuda":
         return "ieee"
-    return "tf32" if torch.backends.cudnn.allow_tf32 else "ieee"
+    return "tf32" if dot_dtype != torch.float32 or torch.backends.cudnn.allow_tf32 else "ieee"
 
 
 def _switch_strides(switches: Tensor, B: int, T: int, H: int) -> tuple[Tensor, int, int, int]:
