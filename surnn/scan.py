@@ -2,7 +2,9 @@
 
 `SuRNN` uses this for every suGRU: with a fixed schedule of switches (rhythmic gate, a padding
 mask), always open (no gate), or switches decided step by step (event gate). The oracle it is
-tested against is `surnn.reference.scan_ref`.
+tested against is `surnn.reference.scan_ref`, the readable definition: one step of this loop
+fuses `cell_step_ref`'s gru branch (r, z, n and f = (1 - z) n + z h), `gate_drive_ref`'s event
+drive, and `scan_ref`'s mix h + g (f - h), written below as lerps.
 
 Forward, per step (gate order r, z, n as in torch.nn.GRU):
     hg = h W_hh^T + b_hh;  r, z = sigmoid(x_r + hg_r), sigmoid(x_z + hg_z)

@@ -2,7 +2,8 @@
 
 `SuRNN` picks this on CUDA when triton imports (the ``gpu`` extra); `SURNN_GRU_KERNEL` forces
 it or the PyTorch scan (`surnn.cell.fused_gru_scan`). On CPU tensors the same kernels run in
-Triton's interpreter, which is how the tests hold them to `surnn.reference.scan_ref`.
+Triton's interpreter, which is how the tests hold them to `surnn.reference.scan_ref`. The
+per-step gate math is the same fusion of the reference's lines as `surnn/scan.py` describes.
 
 Design. Triton has no grid-wide barrier, so the recurrence cannot be split over programs that
 exchange h every step. Instead each program owns a tile of BLOCK_B sequences and the whole
