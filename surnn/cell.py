@@ -61,6 +61,11 @@ class SuRNN(nn.Module):
         self.bias_hh = nn.Parameter(torch.empty(G * H).uniform_(-bound, bound))
         self.gate = {"rhythmic": RhythmicGate, "event": EventGate}.get(cfg.gate, lambda _: None)(cfg)
 
+    def sparse(self, **options):
+        """A frozen inference copy that computes only the open neurons (`surnn.sparse.SparseSuRNN`)."""
+        from surnn.sparse import SparseSuRNN    # lazy: the engine imports this module
+        return SparseSuRNN(self, **options)
+
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in asdict(self.config).items())
 
