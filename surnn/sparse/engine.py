@@ -78,7 +78,6 @@ class SparseSuRNN:
         return self
 
     # ------------------------------------------------------------------ public calls
-    @torch.no_grad()
     def __call__(self, x: Tensor, state: State | None = None, mask: Tensor | None = None,
                  time_offset: int = 0, *, return_gates: bool = False):
         """Run a whole sequence; returns (y [B, T, H], state), plus gates [B, T, H] if asked.
@@ -86,22 +85,29 @@ class SparseSuRNN:
         Same arguments and results as `SuRNN.forward` (x float [B, T, I], state [B, H] or (h, c),
         mask bool [B, T]); computed in float32 on the CPU.
         """
+        y, final, gates, _ = self.run(x, state, mask, time_offset, gates=return_gates)
+        return (y, final, gates) if return_gates else (y, final)
+
+    @torch.no_grad()
+    def run(self, x: Tensor, state: State | None = None, mask: Tensor | None = None,
+            time_offset: int = 0, gates: bool = False) -> tuple[Tensor, State, Tensor | None, int]:
+        """`__call__` returning (y, state, gates or None, open (row, neuron, step) count)."""
         cfg = self.config
         B, T = check_inputs(cfg, x, state, mask)
         _check_cpu(x, state, mask)
         if self.prefers_dense(x, mask, time_offset):
-            return self._dense(x, state, mask, time_offset, return_gates)
+            y, final, g = self.dense(x.detach().float(), _float_state(state), mask, time_offset)
+            return y, final, (g if gates else None), int(g.sum())
         x = x.detach().float().contiguous()
         h, c = initial_state(cfg, x, state)
         schedule = self.schedule(T, time_offset) if cfg.gate != "event" else None
         drive = self._event_drive(x) if cfg.gate == "event" else None
         if self.backend == "native":
-            y, final, gates = self._run_native(x, h, c, mask, schedule, 0, drive, True, return_gates)
+            y, final, g, opened = self._run_native(x, h, c, mask, schedule, 0, drive, True, gates)
         else:
-            y, final, gates = self._run_eager(x, h, c, mask, schedule, drive)
-        if return_gates:
-            return y, final, gates.to(torch.float32)
-        return y, final
+            y, final, g = self._run_eager(x, h, c, mask, schedule, drive)
+            opened = int(g.sum())
+        return y, final, (g.to(torch.float32) if gates else None), opened
 
     def step(self, x_t: Tensor, state: State | None, t: int) -> State:
         """One step of a stream: x_t float [B, I], state as `SuRNN`'s (None: zeros), t the step's index.
@@ -191,10 +197,6 @@ class SparseSuRNN:
         return B * rate > DENSE_ROW_RATE
 
     # ------------------------------------------------------------------ backends
-    def _dense(self, x, state, mask, time_offset, return_gates):
-        y, final, gates = self.dense(x.detach().float(), _float_state(state), mask, time_offset)
-        return (y, final, gates) if return_gates else (y, final)
-
     def _event_drive(self, x: Tensor) -> Tensor:
         p = self.packed
         return torch.nn.functional.linear(x, p.event_weight, p.event_bias).contiguous()   # [B, T, H]
@@ -234,7 +236,7 @@ class SparseSuRNN:
         if self._lib.surnn_sparse_run(self._layer_ref, ctypes.byref(call)) != 0:
             raise MemoryError("sparse kernel: out of memory")
         final = (h1, c1) if c is not None else h1
-        return y, final, gates
+        return y, final, gates, call.opened
 
 
 def _ptr(a: Tensor | None) -> int | None:
