@@ -17,7 +17,8 @@ _spec.loader.exec_module(native)
 kernel = Extension(
     "surnn.sparse._kernel",
     sources=["surnn/sparse/kernel.c"],
-    extra_compile_args=[f for f in native.CFLAGS if f not in ("-fPIC", "-shared")],
+    extra_compile_args=[f for f in native.CFLAGS if f not in ("-fPIC", "-shared")] + native.OPENMP,
+    extra_link_args=native.OPENMP,
     define_macros=[("SURNN_KERNEL_HASH", f'"{native.source_hash()}"')],
     libraries=["m"],
     optional=True,

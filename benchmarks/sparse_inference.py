@@ -11,8 +11,9 @@ of `--length` steps, the median time of
           step loop (the dense streaming case), both torch modules holding the layer's weights;
   sparse: `layer.sparse()` on the whole sequence, and its `step` loop (streaming).
 The speed-ups are ratios against those baselines, measured in alternation in the same run, and
-`ideal` is 1 / rate. The spread is (max - min) / median over the repeats, and `load` the 1-minute
-load average while the row ran: on a shared machine, trust rows with load below the core count.
+`ideal` is 1 / rate. The spread is (max - min) / median over the repeats (the largest of the row's five), and
+`load` the 1-minute load average while the row ran. On a shared machine use `--clock cpu`
+(the default with one thread): wall time there mostly measures the other processes.
 """
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ import time
 import torch
 
 from surnn import SuRNN
+
+# cpu: this process's CPU time. With one thread it is the wall time a quiet machine would show,
+# and other processes on a shared machine barely move it (they still share caches and memory).
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def torch_twins(layer: SuRNN) -> tuple[torch.nn.GRU, torch.nn.GRUCell]:
@@ -58,16 +63,16 @@ def methods(layer: SuRNN, x: torch.Tensor) -> dict[str, callable]:
 
 
 @torch.no_grad()
-def measure(fns: dict[str, callable], repeats: int) -> dict[str, list[float]]:
+def measure(fns: dict[str, callable], repeats: int, clock) -> dict[str, list[float]]:
     """Seconds per call of each, round robin so that load on the machine hits all alike."""
     for fn in fns.values():
         fn()                                    # warm-up: caches, the schedule, allocator
     times = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            start = time.perf_counter()
+            start = clock()
             fn()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return times
 
 
@@ -78,7 +83,7 @@ def row(width: int, rate: float, args) -> dict:
     with torch.no_grad():
         measured = float(layer(x)[2].mean())
     load = os.getloadavg()[0]
-    times = measure(methods(layer, x), args.repeats)
+    times = measure(methods(layer, x), args.repeats, CLOCKS[args.clock])
     load = max(load, os.getloadavg()[0])
     med = {k: statistics.median(v) for k, v in times.items()}
     spread = max((max(v) - min(v)) / statistics.median(v) for v in times.values())
@@ -95,11 +100,14 @@ def main() -> None:
     p.add_argument("--gate", default="rhythmic", choices=["rhythmic", "event"])
     p.add_argument("--threads", type=int, default=1, help="torch threads (the kernel uses one)")
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--clock", choices=sorted(CLOCKS), default=None,
+                   help="cpu (process CPU time; the default with one thread) or wall (the default otherwise)")
     args = p.parse_args()
+    args.clock = args.clock or ("cpu" if args.threads == 1 else "wall")
     torch.set_num_threads(args.threads)
 
     print(f"batch 1, length {args.length}, gate {args.gate}, threads {args.threads}, "
-          f"repeats {args.repeats}, {os.cpu_count()} cores; times in ms (median)")
+          f"repeats {args.repeats}, {os.cpu_count()} cores; {args.clock} time in ms (median)")
     head = (f"{'width':>5} {'rate':>6} | {'SuRNN':>8} {'nn.GRU':>8} {'GRUCell':>8} | {'sparse':>7} "
             f"{'stream':>7} | {'xGRUCell':>8} {'xGRU':>6} {'xSuRNN':>6} {'stream':>7} {'ideal':>6} | "
             f"{'spread':>6} {'load':>5}")

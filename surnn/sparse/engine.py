@@ -130,6 +130,7 @@ class SparseSuRNN:
     def _step_native(self, x_t: Tensor, h: Tensor, t: int) -> Tensor:
         call = self._stream_call
         call.B, call.x, call.h0 = x_t.shape[0], x_t.data_ptr(), h.data_ptr()
+        call.threads = torch.get_num_threads()
         h1 = torch.empty(h.shape)
         call.h1 = h1.data_ptr()
         if self.config.gate != "event":
@@ -228,7 +229,7 @@ class SparseSuRNN:
         y = torch.empty(B, T, H) if want_y else None
         gates = torch.zeros(B, T, H, dtype=torch.uint8) if want_gates else None
         mask_u8 = mask.to(torch.uint8).contiguous() if mask is not None else None
-        call = native.Call(B, T, x.data_ptr(), _ptr(mask_u8), None, None, None, _ptr(drive),
+        call = native.Call(B, T, torch.get_num_threads(), x.data_ptr(), _ptr(mask_u8), None, None, None, _ptr(drive),
                            h0.data_ptr(), _ptr(c0), h1.data_ptr(), _ptr(c1), _ptr(y), _ptr(gates), 0)
         if schedule is not None:
             call.run_ptr = schedule.run_ptr.data_ptr() + 4 * row

@@ -44,6 +44,7 @@ typedef struct {
 
 typedef struct {
     int32_t B, T;
+    int32_t threads;         /* at most this many threads */
     const float *x;          /* [B][T][I] */
     const uint8_t *mask;     /* [B][T], or NULL: every step real */
     const int32_t *run_ptr;  /* rhythmic / none: runs of step t are run_ptr[t] .. run_ptr[t+1] - 1 */
@@ -157,10 +158,14 @@ static void candidate(const Layer *L, int j, const float *x, const float *h, flo
     }
 }
 
+/* Below this many multiply-adds a step stays on one thread: a fork and join costs about a
+ * microsecond, as much as a few thousand of them. */
+#define PAR_WORK 65536
+
 /* Open engine neurons of row b at step t, written to idx; returns how many. */
 static int open_set(const Layer *L, const Call *C, int b, int t, const float *h, const float *x,
-                    float *scratch, int32_t *idx) {
-    const int H = L->H;
+                    float *scratch, int32_t *idx, int threads) {
+    const int H = L->H, I = L->I;
     if (C->mask && !C->mask[(int64_t)b * C->T + t]) return 0;
     int n = 0;
     if (!L->U) {
@@ -171,10 +176,11 @@ static int open_set(const Layer *L, const Call *C, int b, int t, const float *h,
     const float *e = scratch;
     if (C->drive) {
         e = C->drive + ((int64_t)b * C->T + t) * H;
-    } else {
+    } else {   /* a stream step: the event gate's input drive u . x_t, every neuron */
+        #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && (int64_t)H * I >= PAR_WORK)
         for (int j = 0; j < H; j++) {
             float a;
-            dots(L->U + (int64_t)j * L->I, L->I, 1, x, L->I, &a);
+            dots(L->U + (int64_t)j * I, I, 1, x, I, &a);
             scratch[j] = a + L->ub[j];
         }
     }
@@ -183,46 +189,73 @@ static int open_set(const Layer *L, const Call *C, int b, int t, const float *h,
     return n;
 }
 
-/* Run T steps for B rows. Returns 0, or -1 when out of memory (nothing written then). */
-int surnn_sparse_run(const Layer *L, Call *C) {
-    if (g_simd < 0) g_simd = surnn_kernel_simd();
-    const int B = C->B, T = C->T, H = L->H, I = L->I, lstm = L->cell == CELL_LSTM;
-    float *h = malloc(sizeof(float) * (size_t)H * (lstm ? 2 : 1));   /* one row, engine order */
+/* All T steps of row b; returns the open count, or -1 when out of memory. */
+static int64_t run_row(const Layer *L, const Call *C, int b, int threads) {
+    const int T = C->T, H = L->H, I = L->I, G = L->G, lstm = L->cell == CELL_LSTM;
+    float *h = malloc(sizeof(float) * (size_t)H * (lstm ? 2 : 1));   /* the row's state, engine order */
     float *scratch = malloc(sizeof(float) * (size_t)H * 3);           /* drive, new h, new c */
     int32_t *idx = malloc(sizeof(int32_t) * (size_t)H);
     if (!h || !scratch || !idx) { free(h); free(scratch); free(idx); return -1; }
     float *c = lstm ? h + H : NULL, *hn = scratch + H, *cn = scratch + 2 * H;
     const int64_t *perm = L->perm;
     int64_t opened = 0;
-    for (int b = 0; b < B; b++) {
-        /* Rows are independent: one row at a time keeps its state in cache. */
-        for (int j = 0; j < H; j++) h[j] = C->h0[(int64_t)b * H + perm[j]];
-        if (lstm) for (int j = 0; j < H; j++) c[j] = C->c0[(int64_t)b * H + perm[j]];
-        const float *prev = C->h0 + (int64_t)b * H;
-        for (int t = 0; t < T; t++) {
-            const float *x = C->x + ((int64_t)b * T + t) * I;
-            int n = open_set(L, C, b, t, h, x, scratch, idx);
-            for (int q = 0; q < n; q++) candidate(L, idx[q], x, h, lstm ? c[idx[q]] : 0.f, hn + q, cn + q);
-            for (int q = 0; q < n; q++) {   /* commit after every candidate has read the old h */
-                h[idx[q]] = hn[q];
-                if (lstm) c[idx[q]] = cn[q];
-            }
-            opened += n;
-            if (C->y) {
-                float *yt = C->y + ((int64_t)b * T + t) * H;
-                memcpy(yt, prev, sizeof(float) * (size_t)H);
-                for (int q = 0; q < n; q++) yt[perm[idx[q]]] = hn[q];
-                prev = yt;
-            }
-            if (C->gates) {
-                uint8_t *gt = C->gates + ((int64_t)b * T + t) * H;
-                for (int q = 0; q < n; q++) gt[perm[idx[q]]] = 1;
-            }
+    for (int j = 0; j < H; j++) h[j] = C->h0[(int64_t)b * H + perm[j]];
+    if (lstm) for (int j = 0; j < H; j++) c[j] = C->c0[(int64_t)b * H + perm[j]];
+    const float *prev = C->h0 + (int64_t)b * H;
+    for (int t = 0; t < T; t++) {
+        const float *x = C->x + ((int64_t)b * T + t) * I;
+        const int n = open_set(L, C, b, t, h, x, scratch, idx, threads);
+        #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && (int64_t)n * G * (I + H) >= PAR_WORK)
+        for (int q = 0; q < n; q++) candidate(L, idx[q], x, h, lstm ? c[idx[q]] : 0.f, hn + q, cn + q);
+        for (int q = 0; q < n; q++) {   /* commit after every candidate has read the old h */
+            h[idx[q]] = hn[q];
+            if (lstm) c[idx[q]] = cn[q];
         }
-        for (int j = 0; j < H; j++) C->h1[(int64_t)b * H + perm[j]] = h[j];
-        if (lstm) for (int j = 0; j < H; j++) C->c1[(int64_t)b * H + perm[j]] = c[j];
+        opened += n;
+        if (C->y) {
+            float *yt = C->y + ((int64_t)b * T + t) * H;
+            memcpy(yt, prev, sizeof(float) * (size_t)H);
+            for (int q = 0; q < n; q++) yt[perm[idx[q]]] = hn[q];
+            prev = yt;
+        }
+        if (C->gates) {
+            uint8_t *gt = C->gates + ((int64_t)b * T + t) * H;
+            for (int q = 0; q < n; q++) gt[perm[idx[q]]] = 1;
+        }
+    }
+    for (int j = 0; j < H; j++) C->h1[(int64_t)b * H + perm[j]] = h[j];
+    if (lstm) for (int j = 0; j < H; j++) C->c1[(int64_t)b * H + perm[j]] = c[j];
+    free(h); free(scratch); free(idx);
+    return opened;
+}
+
+/* Run T steps for B rows on C->threads threads (rows in parallel, or one row's open neurons
+ * when there is a single row). Returns 0, or -1 when out of memory. */
+int surnn_sparse_run(const Layer *L, Call *C) {
+    if (g_simd < 0) g_simd = surnn_kernel_simd();
+    const int B = C->B, threads = C->threads > 1 ? C->threads : 1;
+    int64_t opened = 0;
+    int failed = 0;
+    if (B > 1 && threads > 1) {
+        #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) reduction(+ : opened) reduction(| : failed)
+        for (int b = 0; b < B; b++) {
+            int64_t n = run_row(L, C, b, 1);
+            if (n < 0) failed = 1; else opened += n;
+        }
+    } else {
+        for (int b = 0; b < B; b++) {
+            int64_t n = run_row(L, C, b, threads);
+            if (n < 0) failed = 1; else opened += n;
+        }
     }
     C->opened = opened;
-    free(h); free(scratch); free(idx);
+    return failed ? -1 : 0;
+}
+
+int surnn_kernel_openmp(void) {
+#ifdef _OPENMP
+    return 1;
+#else
     return 0;
+#endif
 }

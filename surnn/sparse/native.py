@@ -26,6 +26,9 @@ SOURCE = HERE / "kernel.c"
 # -ffp-contract=off: no fused multiply-add where the dense layer rounds twice (the event gate's
 # e + v h decides a switch, so it must round as torch does). The dot products use FMA explicitly.
 CFLAGS = ["-O3", "-fPIC", "-shared", "-ffp-contract=off", "-fno-math-errno"]
+# OpenMP for several threads per call; torch ships libgomp.so.1, which the kernel then shares.
+# Without it the kernel builds all the same and runs on one thread.
+OPENMP = ["-fopenmp"]
 
 _state: dict = {}
 
@@ -38,7 +41,7 @@ class Layer(ctypes.Structure):
 
 
 class Call(ctypes.Structure):
-    _fields_ = [("B", ctypes.c_int32), ("T", ctypes.c_int32), ("x", ctypes.c_void_p),
+    _fields_ = [("B", ctypes.c_int32), ("T", ctypes.c_int32), ("threads", ctypes.c_int32), ("x", ctypes.c_void_p),
                 ("mask", ctypes.c_void_p), ("run_ptr", ctypes.c_void_p),
                 ("run_start", ctypes.c_void_p), ("run_len", ctypes.c_void_p),
                 ("drive", ctypes.c_void_p), ("h0", ctypes.c_void_p), ("c0", ctypes.c_void_p),
@@ -104,6 +107,7 @@ def _open(path: Path, want: str) -> ctypes.CDLL | None:
     lib.surnn_sparse_run.argtypes = [ctypes.POINTER(Layer), ctypes.POINTER(Call)]
     lib.surnn_sparse_run.restype = ctypes.c_int
     lib.surnn_kernel_simd.restype = ctypes.c_int
+    lib.surnn_kernel_openmp.restype = ctypes.c_int
     return lib
 
 
@@ -116,9 +120,16 @@ def _build(target: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".so.tmp")
     os.close(fd)
     try:
-        subprocess.run([compiler, *compile_flags(), str(SOURCE), "-o", tmp, "-lm"],
-                       check=True, capture_output=True, text=True, timeout=120)
+        try:
+            _compile(compiler, OPENMP, tmp)
+        except subprocess.CalledProcessError:
+            _compile(compiler, [], tmp)
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _compile(compiler: str, extra: list[str], out: str) -> None:
+    subprocess.run([compiler, *compile_flags(), *extra, str(SOURCE), "-o", out, "-lm"],
+                   check=True, capture_output=True, text=True, timeout=120)

@@ -193,3 +193,23 @@ def test_without_kernel_the_engine_runs_eager(monkeypatch):
         want = layer(x, state, mask)[0]
     torch.testing.assert_close(engine(x, state, mask)[0], want, rtol=TOL, atol=TOL)
     assert math.isfinite(float(engine(x, state, mask)[0].sum()))
+
+
+@pytest.mark.parametrize("cell,gate", [("gru", "rhythmic"), ("lstm", "event")])
+def test_several_threads_give_the_one_thread_result_bit_for_bit(cell, gate):
+    # Wide and dense enough that a step splits its neurons over threads; rows split too.
+    layer, x, state, mask = _case(cell, gate, seed=9, B=3, T=20, I=96, H=160, init_update_rate=0.9)
+    engine = layer.sparse(dense_fallback=False)
+    single = [engine(x[:1], _row(state), None), engine(x, state, mask)]
+    torch.set_num_threads(2)
+    try:
+        multi = [engine(x[:1], _row(state), None), engine(x, state, mask)]
+    finally:
+        torch.set_num_threads(1)
+    for (y1, f1), (y2, f2) in zip(single, multi):
+        assert torch.equal(y1, y2)
+        assert all(torch.equal(a, b) for a, b in zip(_leaves(f1), _leaves(f2)))
+
+
+def _row(state):
+    return tuple(s[:1] for s in state) if isinstance(state, tuple) else state[:1]
