@@ -49,8 +49,12 @@ def update_rates(gates: list[Tensor], mask: Tensor | None) -> tuple[Tensor, Tens
     """
     B, T, H = gates[0].shape
     steps = mask.sum() if mask is not None else torch.tensor(B * T, device=gates[0].device)
-    opened = torch.stack([g.float().sum() for g in gates])          # [L]
-    layer_rates = opened / (steps.float() * H).clamp_min(1.0)
+    return rates_from_counts(torch.stack([g.float().sum() for g in gates]), steps, H)
+
+
+def rates_from_counts(opened: Tensor, steps: Tensor, width: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """`update_rates` from each layer's open (neuron, step) count [L] and the real steps."""
+    layer_rates = opened / (steps.float() * width).clamp_min(1.0)
     return layer_rates.mean(), layer_rates, opened.sum(), steps
 
 
@@ -74,6 +78,16 @@ class TaskModel(nn.Module):
     def metric_value(self, metric_sum: float, metric_count: int) -> float:
         """The quality metric from its summed terms over a split (the mean, unless overridden)."""
         return metric_sum / max(metric_count, 1)
+
+    def sparse(self, **options):
+        """A frozen CPU inference copy whose suRNN layers compute only their open neurons.
+
+        Same call as the model (and `forward_batch`); see `surnn.sparse.models`. Options go
+        to every layer's `surnn.sparse.SparseSuRNN` (``backend``, ``dense_fallback``).
+        """
+        from surnn.sparse.models import sparse_model    # lazy: surnn.sparse imports this module
+
+        return sparse_model(self, **options)
 
 
 class SuRNNBlock(nn.Module):
@@ -151,9 +165,12 @@ class SequenceClassifier(TaskModel):
 
     def forward(self, inputs: Tensor, mask: Tensor | None = None, targets: Tensor | None = None) -> ModelOutput:
         x, gates, _ = self.backbone(inputs, mask)
-        out = self.head(pool(x, mask, self.pooling))
+        return self.score(x, mask, update_rates(gates, mask), targets)
+
+    def score(self, features: Tensor, mask: Tensor | None, rates: tuple, targets: Tensor | None = None) -> ModelOutput:
+        """The head on the backbone's features [B, T, W], and the loss and metric terms given targets."""
+        out = self.head(pool(features, mask, self.pooling))
         out = out.squeeze(-1) if out.shape[-1] == 1 else out
-        rates = update_rates(gates, mask)
         if targets is None:
             return ModelOutput(out, *rates)
         if self.objective == "regression":
@@ -187,8 +204,11 @@ class LanguageModel(TaskModel):
                 states=None, time_offset: int = 0) -> ModelOutput:
         """Logits [B, T, V]; `.states` continue the sequence at time_offset + T."""
         x, gates, states = self.backbone(inputs, mask, states, time_offset)
-        logits = x @ self.backbone.encoder.weight.t()
-        rates = update_rates(gates, mask)
+        return self.score(x, update_rates(gates, mask), targets, states)
+
+    def score(self, features: Tensor, rates: tuple, targets: Tensor | None = None, states=None) -> ModelOutput:
+        """Logits from the backbone's features [B, T, W], and the loss and metric terms given targets."""
+        logits = features @ self.backbone.encoder.weight.t()
         if targets is None:
             return ModelOutput(logits, *rates, states=states)
         loss, nll, _, count = _cross_entropy_terms(logits, targets)
@@ -216,10 +236,15 @@ class DualEncoder(TaskModel):
                 targets: Tensor | None = None) -> ModelOutput:
         xa, gates_a, _ = self.backbone(inputs, mask)
         xb, gates_b, _ = self.backbone(inputs_b, mask_b)
+        return self.score(xa, mask, update_rates(gates_a, mask), xb, mask_b, update_rates(gates_b, mask_b), targets)
+
+    def score(self, xa: Tensor, mask: Tensor | None, rates_a: tuple, xb: Tensor, mask_b: Tensor | None,
+              rates_b: tuple, targets: Tensor | None = None) -> ModelOutput:
+        """The head on both documents' features (and `update_rates` of each), loss and metric given targets."""
         u, v = pool(xa, mask, "mean"), pool(xb, mask_b, "mean")
         logits = self.head(torch.cat([u, v, u * v, u - v], -1))
-        _, rates_a, open_a, steps_a = update_rates(gates_a, mask)
-        _, rates_b, open_b, steps_b = update_rates(gates_b, mask_b)
+        _, rates_a, open_a, steps_a = rates_a
+        _, rates_b, open_b, steps_b = rates_b
         steps = steps_a + steps_b
         # Both documents' switches over both documents' real steps.
         layer_rates = (rates_a * steps_a + rates_b * steps_b) / steps.clamp_min(1)

@@ -24,7 +24,8 @@ from collections import OrderedDict
 import torch
 from torch import Tensor
 
-from surnn.cell import SuRNN, State, check_inputs, initial_state
+from surnn.cell import SuRNN
+from surnn.layer_inputs import State, check_inputs, initial_state
 from surnn.sparse import eager, native
 from surnn.sparse.layout import Packed, Schedule, pack, rhythmic_open, runs_of
 

@@ -1,34 +1,45 @@
 """Sparse inference for whole models: every suRNN block through its `SparseSuRNN` engine.
 
-The encoder, the norms, pooling and heads are the model's own modules (dense: they cost one
-matrix-vector product per step or less); only the recurrences are sparse. Each engine keeps a
-frozen copy, so later training does not reach an engine already built.
+    engine = model.sparse()            # SequenceClassifier, LanguageModel or DualEncoder
+    out = engine(inputs, mask)         # the model's own call and ModelOutput; forward_batch too
+    logits, states = engine.step(tokens, states, t)     # LanguageModel: one token per row
+
+The encoder, the norms, pooling, heads and losses are the model's own code (`score`), run on
+a frozen CPU copy; only the recurrences are sparse. Later training does not reach an engine
+already built.
 """
 from __future__ import annotations
 
 import copy
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from surnn.model import LanguageModel, ModelOutput, SequenceClassifier, pool
-from surnn.sparse.engine import SparseSuRNN
+from surnn.model import DualEncoder, LanguageModel, ModelOutput, SequenceClassifier, TaskModel, rates_from_counts
 
 
-class _SparseBackbone:
-    """A model's `Backbone` with each block's recurrence replaced by its sparse engine."""
+class SparseModel:
+    """The common part: a frozen copy of the model and one engine per suRNN block."""
 
-    def __init__(self, model: nn.Module, options: dict):
+    def __init__(self, model: TaskModel, **options):
         self.model = copy.deepcopy(model).float().cpu().eval().requires_grad_(False)
         self.backbone = self.model.backbone
         self.layers = [block.rnn.sparse(**options) for block in self.backbone.blocks]
 
     @property
     def backend(self) -> str:
-        return self.layers[0].backend if self.layers else "dense"
+        """The layers' backend (``native`` or ``eager``)."""
+        return self.layers[0].backend
+
+    def forward_batch(self, batch) -> ModelOutput:
+        """As the model's `forward_batch` (which only calls the model, here this engine)."""
+        return type(self.model).forward_batch(self, batch)
+
+    def metric_value(self, metric_sum: float, metric_count: int) -> float:
+        return self.model.metric_value(metric_sum, metric_count)
 
     def features(self, inputs: Tensor, mask: Tensor | None, states=None, time_offset: int = 0):
-        """(features [B, T, W], open counts per layer, new states), as `Backbone.forward`."""
+        """(features [B, T, W], the `update_rates` tuple, new states), as the model's backbone."""
         bb = self.backbone
         if bb.tokens and (inputs.dim() != 2 or inputs.is_floating_point()):
             raise ValueError(f"Backbone inputs: expected token ids [batch, time], got {inputs.dtype} {list(inputs.shape)}")
@@ -37,9 +48,12 @@ class _SparseBackbone:
         for i, (block, engine) in enumerate(zip(bb.blocks, self.layers)):
             y, state, _, n = engine.run(block.norm(x), None if states is None else states[i], mask, time_offset)
             x = x + y                                  # the block's residual (dropout is off in eval)
-            opened.append(n)
+            opened.append(float(n))
             new_states.append(state)
-        return bb.norm(x), opened, new_states
+        B, T = x.shape[:2]
+        steps = mask.sum() if mask is not None else torch.tensor(B * T)
+        rates = rates_from_counts(torch.tensor(opened), steps, x.shape[-1])
+        return bb.norm(x), rates, new_states
 
     def step_features(self, inputs_t: Tensor, states, t: int):
         """One step: inputs_t [B] token ids or [B, D] features -> (features [B, W], new states)."""
@@ -47,50 +61,57 @@ class _SparseBackbone:
         x = bb.encoder(inputs_t)
         new_states = []
         for i, (block, engine) in enumerate(zip(bb.blocks, self.layers)):
-            h = engine.step(block.norm(x), None if states is None else states[i], t)
-            x = x + (h[0] if isinstance(h, tuple) else h)
-            new_states.append(h)
+            state = engine.step(block.norm(x), None if states is None else states[i], t)
+            x = x + (state[0] if isinstance(state, tuple) else state)
+            new_states.append(state)
         return bb.norm(x), new_states
 
 
-def _rates(opened: list[int], mask: Tensor | None, B: int, T: int, H: int) -> tuple[Tensor, Tensor, Tensor]:
-    """(update rate, per-layer rates, open count) as `surnn.model.update_rates` computes them."""
-    steps = float(mask.sum()) if mask is not None else float(B * T)
-    counts = torch.tensor(opened, dtype=torch.float32)
-    layer_rates = counts / max(steps * H, 1.0)
-    return layer_rates.mean(), layer_rates, counts.sum()
-
-
-class SparseSequenceClassifier(_SparseBackbone):
-    """`SequenceClassifier` for inference: ``engine(inputs, mask=None) -> ModelOutput``, as the model."""
-
-    def __init__(self, model: SequenceClassifier, **options):
-        super().__init__(model, options)
+class SparseSequenceClassifier(SparseModel):
+    """`SequenceClassifier` for inference: ``engine(inputs, mask=None, targets=None) -> ModelOutput``."""
 
     @torch.no_grad()
-    def __call__(self, inputs: Tensor, mask: Tensor | None = None) -> ModelOutput:
-        x, opened, _ = self.features(inputs, mask)
-        out = self.model.head(pool(x, mask, self.model.pooling))
-        B, T, W = x.shape
-        return ModelOutput(out.squeeze(-1) if out.shape[-1] == 1 else out, *_rates(opened, mask, B, T, W))
+    def __call__(self, inputs: Tensor, mask: Tensor | None = None, targets: Tensor | None = None) -> ModelOutput:
+        x, rates, _ = self.features(inputs, mask)
+        return self.model.score(x, mask, rates, targets)
 
 
-class SparseLanguageModel(_SparseBackbone):
+class SparseLanguageModel(SparseModel):
     """`LanguageModel` for inference: the model's call, and `step` for token-by-token generation."""
 
-    def __init__(self, model: LanguageModel, **options):
-        super().__init__(model, options)
-
     @torch.no_grad()
-    def __call__(self, inputs: Tensor, mask: Tensor | None = None, states=None, time_offset: int = 0):
-        """Returns (ModelOutput with logits [B, T, V], states to continue from at time_offset + T)."""
-        x, opened, states = self.features(inputs, mask, states, time_offset)
-        logits = x @ self.backbone.encoder.weight.t()
-        B, T, W = x.shape
-        return ModelOutput(logits, *_rates(opened, mask, B, T, W)), states
+    def __call__(self, inputs: Tensor, mask: Tensor | None = None, targets: Tensor | None = None,
+                 states=None, time_offset: int = 0) -> ModelOutput:
+        """Logits [B, T, V]; `.states` continue the sequence at time_offset + T."""
+        x, rates, states = self.features(inputs, mask, states, time_offset)
+        return self.model.score(x, rates, targets, states)
 
     @torch.no_grad()
     def step(self, tokens: Tensor, states, t: int) -> tuple[Tensor, list]:
-        """One token per row: tokens int [B] at step t -> (logits [B, V], new states)."""
+        """One token per row: tokens int [B] at step t (None states: zeros) -> (logits [B, V], new states)."""
         x, states = self.step_features(tokens, states, t)
         return x @ self.backbone.encoder.weight.t(), states
+
+
+class SparseDualEncoder(SparseModel):
+    """`DualEncoder` for inference: ``engine(inputs, mask, inputs_b, mask_b, targets=None)``."""
+
+    @torch.no_grad()
+    def __call__(self, inputs: Tensor, mask: Tensor | None, inputs_b: Tensor, mask_b: Tensor | None,
+                 targets: Tensor | None = None) -> ModelOutput:
+        xa, rates_a, _ = self.features(inputs, mask)
+        xb, rates_b, _ = self.features(inputs_b, mask_b)
+        return self.model.score(xa, mask, rates_a, xb, mask_b, rates_b, targets)
+
+
+_ENGINES = {SequenceClassifier: SparseSequenceClassifier, LanguageModel: SparseLanguageModel,
+            DualEncoder: SparseDualEncoder}
+
+
+def sparse_model(model: TaskModel, **options) -> SparseModel:
+    """The sparse engine of `model` (what `model.sparse()` returns)."""
+    for kind, engine in _ENGINES.items():
+        if isinstance(model, kind):
+            return engine(model, **options)
+    raise TypeError(f"no sparse engine for {type(model).__name__} (expected one of: "
+                    f"{', '.join(k.__name__ for k in _ENGINES)})")
