@@ -6,8 +6,11 @@
 `train` is a `surnn.trainable.Trainable` (the contract the sweep drives, described there):
 `report(metrics, checkpoint_dir=None)` is called after every evaluation ("epoch", the sweep's
 fidelity) with at least: epoch, the task's quality metric (val_accuracy, val_mse or
-val_perplexity), update_rate (validation), train_loss, tokens_per_s. The return value is the
-last metrics with "status": "completed", or "diverged" when the loss stopped being finite.
+val_perplexity), update_rate (validation), train_loss, tokens_per_s. The last report of a
+completed run also carries inference_ms and inference_speedup (the sparse engine at batch 1 on
+the longest validation sequence, `surnn.sparse.timing`; every report with
+``inference_timing="every"``, none with "off"). The return value is the last metrics with
+"status": "completed", or "diverged" when the loss stopped being finite.
 The model scores itself (`surnn.model`), so nothing here depends on the task's kind.
 
 CLI: ``python -m surnn.train --task adding --hidden-size 64 --epochs 3`` (``--help`` lists
@@ -27,6 +30,7 @@ from torch import nn
 
 from surnn.data import Batch, TaskInfo, load_task, task_info
 from surnn.model import ModelOutput, TaskModel, build_model
+from surnn.sparse.timing import INFERENCE_METRICS, longest_sequence, time_inference
 from surnn.train_config import TrainConfig
 from surnn.trainable import FIDELITY, Reporter, Trainable
 
@@ -63,6 +67,8 @@ class SuRNNTrainable(Trainable):
             if fit is None:
                 return {**metrics, FIDELITY: epoch + 1, "status": "diverged"}
             metrics = {FIDELITY: epoch + 1, **fit, **evaluate(model, task.validation, task.info, cfg, device)}
+            if cfg.inference_timing == "every" or (cfg.inference_timing == "end" and epoch + 1 == cfg.epochs):
+                metrics.update(time_inference(model, longest_sequence(task.validation)))
             ckpt = save_checkpoint(cfg, model, optimizer, scheduler, epoch + 1)
             report(metrics, checkpoint_dir=ckpt)
         return {**metrics, "status": "completed"}
@@ -80,8 +86,9 @@ class SuRNNTrainable(Trainable):
         """Names of the metrics `train` reports at every evaluation for this config."""
         cfg = _config(config)
         layers = {f"update_rate_layer{i}" for i in range(cfg.num_layers)}
+        timing = set(INFERENCE_METRICS) if cfg.inference_timing == "every" else set()
         return {FIDELITY, "train_loss", "train_update_rate", "tokens_per_s", "lr", "update_rate",
-                task_info(cfg.task, cfg.task_options).metric} | layers
+                task_info(cfg.task, cfg.task_options).metric} | layers | timing
 
     def prepare(self, config: TrainConfig | dict) -> None:
         """Generates (or finds in the cache) the config's task data, once before many runs share it."""

@@ -14,6 +14,11 @@ from dataclasses import dataclass, field
 from surnn.config import SuRNNConfig
 from surnn.trainable import SettingError
 
+# When the trainer times sparse inference (surnn.sparse.timing): after the last evaluation of a
+# completed run, after every evaluation (what a sweep that ranks trials by inference_ms at
+# early-stopping rungs needs), or never.
+INFERENCE_TIMINGS = ("end", "every", "off")
+
 # Fields of TrainConfig passed on to every SuRNN layer.
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 LAYER_FIELDS = tuple(f.name for f in dataclasses.fields(SuRNNConfig) if f.name not in ("input_size", "hidden_size"))
@@ -60,6 +65,7 @@ class TrainConfig:
     checkpoint_dir: str | None = None     # where the run saves (and resumes from) its checkpoint
     cache_dir: str | None = None          # dataset cache; None: $SURNN_CACHE_DIR or ~/.cache/surnn-sweep
     progress: bool = False                # a progress bar on stderr
+    inference_timing: str = "end"         # when to report inference_ms / inference_speedup: end | every | off
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -79,6 +85,9 @@ class TrainConfig:
             raise SettingError("dropout", f"must lie in [0, 1), got {self.dropout}")
         if not 0.0 <= self.warmup_fraction < 1.0:
             raise SettingError("warmup_fraction", f"must lie in [0, 1), got {self.warmup_fraction}")
+        if self.inference_timing not in INFERENCE_TIMINGS:
+            raise SettingError("inference_timing", f"unknown value {self.inference_timing!r} "
+                                                   f"(expected one of: {', '.join(INFERENCE_TIMINGS)})")
         if self.target_update_rate is not None and not 0.0 < self.target_update_rate <= 1.0:
             raise SettingError("target_update_rate", f"must lie in (0, 1], got {self.target_update_rate}")
         SuRNNConfig(input_size=1, hidden_size=self.hidden_size, **self.layer_settings())

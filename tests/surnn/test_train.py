@@ -181,3 +181,23 @@ def test_train_loss_and_rate_are_the_means_over_the_epochs_batches(tmp_path):
     assert len(losses) == 5
     assert reported["train_loss"] == pytest.approx(sum(losses) / 5, rel=1e-4)
     assert reported["train_update_rate"] == pytest.approx(sum(rates) / 5, rel=1e-4)
+
+
+@pytest.mark.parametrize("timing,timed_epochs", [("end", [2]), ("every", [1, 2]), ("off", [])])
+def test_inference_is_timed_when_asked_and_declared_when_every_report_has_it(tmp_path, timing, timed_epochs):
+    cfg = _config(tmp_path, inference_timing=timing, num_threads=1)
+    rec = Recorder()
+    result = train(cfg, rec)
+    timed = [m["epoch"] for m, _ in rec.calls if "inference_ms" in m]
+    assert timed == timed_epochs
+    for metrics, _ in rec.calls:
+        if "inference_ms" in metrics:
+            assert metrics["inference_ms"] > 0 and math.isfinite(metrics["inference_speedup"])
+            assert metrics["inference_speedup"] > 0
+    assert ("inference_ms" in result) == bool(timed_epochs)
+    assert ({"inference_ms", "inference_speedup"} <= train.reports(cfg)) == (timing == "every")
+
+
+def test_unknown_inference_timing_names_the_setting():
+    with pytest.raises(ValueError, match="inference_timing: unknown value 'sometimes'"):
+        TrainConfig.from_dict({"inference_timing": "sometimes"})
