@@ -13,6 +13,7 @@ _EXPORTS = {
     "scan_ref": "surnn.reference",
     "SettingError": "surnn.trainable",
     "Trainable": "surnn.trainable",
+    "load": "surnn.deploy",
 }
 
 __all__ = list(_EXPORTS)

@@ -18,6 +18,7 @@ every setting); it shows progress on stderr and prints a final JSON line of metr
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -69,7 +70,7 @@ class SuRNNTrainable(Trainable):
             metrics = {FIDELITY: epoch + 1, **fit, **evaluate(model, task.validation, task.info, cfg, device)}
             if cfg.inference_timing == "every" or (cfg.inference_timing == "end" and epoch + 1 == cfg.epochs):
                 metrics.update(time_inference(model, longest_sequence(task.validation)))
-            ckpt = save_checkpoint(cfg, model, optimizer, scheduler, epoch + 1)
+            ckpt = save_checkpoint(cfg, model, optimizer, scheduler, epoch + 1, task.info)
             report(metrics, checkpoint_dir=ckpt)
         return {**metrics, "status": "completed"}
 
@@ -258,15 +259,23 @@ def evaluate(model, split, info: TaskInfo, cfg: TrainConfig, device) -> dict:
     return metrics
 
 
-def save_checkpoint(cfg: TrainConfig, model, optimizer, scheduler, epoch: int) -> str | None:
-    """Write model, optimiser, schedule and epoch atomically; returns the folder or None."""
+def save_checkpoint(cfg: TrainConfig, model, optimizer, scheduler, epoch: int,
+                    info: TaskInfo | None = None) -> str | None:
+    """Write model, optimiser, schedule and epoch atomically; returns the folder or None.
+
+    Tensors and plain data only (the numpy RNG state as a list), so `surnn.load` can read it
+    with ``torch.load(weights_only=True)``; `info` lets it rebuild the model without the task.
+    """
     if cfg.checkpoint_dir is None:
         return None
     folder = Path(cfg.checkpoint_dir)
     folder.mkdir(parents=True, exist_ok=True)
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
     state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "scheduler": scheduler.state_dict(), "config": cfg.to_dict(),
-             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}}
+             "task_info": dataclasses.asdict(info) if info is not None else None,
+             "rng": {"torch": torch.get_rng_state(), "numpy": [kind, keys.tolist(), pos, has_gauss, cached],
+                     "python": random.getstate()}}
     tmp = folder / (CHECKPOINT_FILE + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, folder / CHECKPOINT_FILE)
@@ -283,7 +292,8 @@ def load_checkpoint(cfg: TrainConfig, model, optimizer, scheduler, device) -> in
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"]["torch"])
-    np.random.set_state(state["rng"]["numpy"])
+    kind, keys, *rest = state["rng"]["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), *rest))
     random.setstate(state["rng"]["python"])
     return int(state["epoch"])
 
