@@ -58,6 +58,9 @@ print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependenc
  && rm /tmp/requirements.txt
 
 # 3. The project itself (not editable: the code lives in site-packages, the same on every node).
+#    setup.py builds the sparse inference kernel (plain C) if the image has a C compiler; without
+#    one, surnn.sparse runs its slower PyTorch path (the last line of this step says which).
+COPY --chown=1000:100 setup.py ./
 COPY --chown=1000:100 surnn ./surnn
 COPY --chown=1000:100 orchestrator ./orchestrator
 COPY --chown=1000:100 search_spaces ./search_spaces
@@ -65,7 +68,8 @@ RUN pip install --no-deps . \
  && rm -rf build *.egg-info \
  && python -m orchestrator.sweep --help > /dev/null \
  && python -c "import psycopg2, boto3, ray, optuna, mlflow, surnn.train; \
-assert ray.__version__ == '2.60.0', ray.__version__"
+assert ray.__version__ == '2.60.0', ray.__version__" \
+ && python -c "from surnn.sparse import native; print('sparse kernel:', native.load() or native.load_error())"
 
 # Numeric, so that the kubelet can check runAsNonRoot against the image as well.
 USER 1000:100

@@ -10,11 +10,11 @@ STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX_URL ?=
 
-.PHONY: install sweep train test bench clean
+.PHONY: install sweep train test bench bench-sparse clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL)) "$(TORCH_SPEC)"
@@ -34,5 +34,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/layer_speed.py
 
+bench-sparse: $(STAMP)
+	$(PY) benchmarks/sparse_inference.py $(ARGS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache build surnn/sparse/_kernel*.so

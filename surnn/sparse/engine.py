@@ -33,8 +33,11 @@ STREAM_BLOCK = 1024        # steps of rhythmic schedule computed at once for `st
 _CACHE_SIZE = 8            # (length, offset) schedules kept
 _CELL_CODES = {"gru": 0, "rnn": 1, "lstm": 2}
 # Dense wins once rows x rate is large: the dense layer's batched matrix products read each
-# weight once per step for all rows, the sparse loop once per row (see benchmarks/sparse_inference.py).
-DENSE_ROW_RATE = 1.0
+# weight once per step for all rows, the sparse loop once per row. Measured (CPU time, one thread,
+# length 512): width 1024 breaks even near rows x rate = 3 (batch 8 at rate 0.5: sparse 1.33x
+# dense's time; batch 2 at 0.5: 0.55x); width 256 was still faster sparse at 16 (batch 32, rate
+# 0.5: 0.83x). 2 keeps the wide layers on the safe side.
+DENSE_ROW_RATE = 2.0
 
 
 class SparseSuRNN:

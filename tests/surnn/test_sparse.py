@@ -172,7 +172,7 @@ def test_bad_input_fails_with_one_line_naming_it(call, what):
 def test_unknown_backend_is_refused():
     layer, _, _, _ = _case("gru", "rhythmic")
     with pytest.raises(ValueError, match="backend: unknown value 'cuda'"):
-        layer.sparse(backend="cuda")
+        SparseSuRNN(layer, backend="cuda")
 
 
 def test_kernel_is_built_from_this_source():
