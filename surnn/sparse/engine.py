@@ -49,6 +49,9 @@ class SparseSuRNN:
             cannot load) or ``"eager"``.
         dense_fallback: let a batch go to the dense layer where that is faster (`prefers_dense`);
             False keeps every call on the sparse path.
+
+    An engine serves one thread at a time (`step` reuses one call record, and the kernel runs
+    without the GIL): give each thread its own.
     """
 
     def __init__(self, layer: SuRNN, backend: str = "auto", dense_fallback: bool = True):
@@ -77,9 +80,6 @@ class SparseSuRNN:
         cfg = self.config
         return (f"SparseSuRNN({cfg.input_size}, {cfg.hidden_size}, cell={cfg.cell}, gate={cfg.gate}, "
                 f"backend={self.backend})")
-
-    def sparse(self) -> "SparseSuRNN":
-        return self
 
     # ------------------------------------------------------------------ public calls
     def __call__(self, x: Tensor, state: State | None = None, mask: Tensor | None = None,
