@@ -31,12 +31,14 @@ def _run(layer, fn, x, state, mask):
     return y, _state_leaves(final), gates, grads
 
 
-@pytest.mark.parametrize("cell,gate,masked,dtype", [
-    (c, g, m, d) for c, g in itertools.product(CELLS, GATES) for m in (False, True)
-    for d in (torch.float32, torch.float64) if d == torch.float32 or (c == "gru" and not m)])
-def test_default_path_matches_reference(cell, gate, masked, dtype):
+@pytest.mark.parametrize("cell,gate,masked,dtype,surrogate", [
+    (c, g, m, d, s) for c, g in itertools.product(CELLS, GATES) for m in (False, True)
+    for d in (torch.float32, torch.float64) if d == torch.float32 or (c == "gru" and not m)
+    for s in ("straight_through", "boxcar") if s == "boxcar" or g != "none"])
+def test_default_path_matches_reference(cell, gate, masked, dtype, surrogate):
     torch.manual_seed(0)
-    layer = SuRNN(6, 9, cell=cell, gate=gate, max_period=12.0).to(dtype)
+    layer = SuRNN(6, 9, cell=cell, gate=gate, max_period=12.0, surrogate=surrogate,
+                  surrogate_width=1.5, init_update_rate=0.5).to(dtype)
     x = torch.randn(4, 23, 6, dtype=dtype)
     state = torch.randn(4, 9, dtype=dtype)
     state = (state, torch.randn(4, 9, dtype=dtype)) if cell == "lstm" else state

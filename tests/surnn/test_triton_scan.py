@@ -56,10 +56,12 @@ def _mask(B, T, device="cpu"):
     return mask
 
 
-@pytest.mark.parametrize("gate,masked", list(itertools.product(("rhythmic", "event", "none"), (False, True))))
-def test_interpreted_kernels_match_reference(force_triton, gate, masked):
+@pytest.mark.parametrize("gate,masked,surrogate", [
+    (g, m, s) for g, m in itertools.product(("rhythmic", "event", "none"), (False, True))
+    for s in ("straight_through", "boxcar") if s == "boxcar" or g != "none"])
+def test_interpreted_kernels_match_reference(force_triton, gate, masked, surrogate):
     torch.manual_seed(0)
-    layer = SuRNN(6, 9, gate=gate, max_period=12.0)
+    layer = SuRNN(6, 9, gate=gate, max_period=12.0, surrogate=surrogate, surrogate_width=1.5, init_update_rate=0.5)
     x, state = torch.randn(4, 17, 6), torch.randn(4, 9)
     assert cell.fused_gru_scan(x) is triton_scan.TritonSuGRUScan
     _compare(layer, x, state, _mask(4, 17) if masked else None, 2e-5)
