@@ -18,14 +18,14 @@ class SuRNNConfig:
     input_size: int                      # features per step of the layer's input, >= 1
     hidden_size: int                     # H, neurons (and switches), >= 1
     cell: str = "gru"                    # candidate f(h, x): gru | rnn (tanh) | lstm
-    gate: str = "rhythmic"               # rhythmic (time only) | event (input and own state) | none (always open)
+    gate: str = "event"                  # rhythmic (time only) | event (input and own state) | none (always open)
     gate_threshold: float = 0.0          # a switch opens where the gate drive exceeds this; see gates.py
-    init_update_rate: float = 0.5        # open fraction at initialisation when gate_threshold is 0, in (0, 1]
+    init_update_rate: float = 0.9        # open fraction at initialisation when gate_threshold is 0, in (0, 1]
     num_frequencies: int = 4             # K, rhythmic gate: sinusoids shared by all neurons, >= 1
     min_period: float = 2.0              # rhythmic gate: shortest initial period, in steps, >= 2
     max_period: float = 1024.0           # rhythmic gate: longest initial period, in steps, >= min_period
-    surrogate: str = "straight_through"  # backward of the step function: straight_through | boxcar | triangle
-    surrogate_width: float = 1.0         # half-width of the boxcar / triangle surrogate, > 0
+    surrogate: str = "boxcar"            # backward of the step function: boxcar | straight_through | triangle
+    surrogate_width: float = 1.5         # half-width of the boxcar / triangle surrogate, > 0
 
     def __post_init__(self) -> None:
         _check_int(self, "input_size", 1)

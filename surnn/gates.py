@@ -3,13 +3,20 @@
 Forward, every switch is exactly 0 or 1: g = H(a - gate_threshold). Backward, H has no useful
 derivative, so a surrogate stands in for dH/da:
 
-* ``straight_through`` (the default): dH/da := 1. Each gate hears, at every step, how much
-  opening it would have moved the state (the mixing ``lerp(h, f, g)`` hands it ``f - h``),
-  also while it is far from the threshold. The rhythmic drive sweeps its whole range every
-  period, so the signal is never starved; in a probe on delayed recall this learned markedly
-  better than a gradient that only flows near the threshold.
-* ``boxcar``: 1 / (2w) on |a - threshold| < w, else 0 (the derivative of a hard sigmoid).
-* ``triangle``: max(0, 1 - |a - threshold| / w) / w. Both integrate to 1 over a.
+* ``boxcar`` (the default): 1 / (2w) on |a - threshold| < w, else 0 (the derivative of a hard
+  sigmoid), with w = `surrogate_width` = 1.5 by default (full width 3, slope 1/3).
+* ``straight_through``: dH/da := 1, also far from the threshold.
+* ``triangle``: max(0, 1 - |a - threshold| / w) / w. All but straight_through integrate to 1.
+
+Why boxcar. On a long silent stretch (delayed recall: a few data steps, then 1000 blanks) every
+step hands each gate ``f - h`` times the gradient of the state, and straight-through passes all
+of it on, whatever the drive: the gate's gradient sums over the ~1000 silent steps and dwarfs
+the few data steps'. Measured (event gate, init_update_rate 0.9, sparsity_lambda 10, width 32,
+1000 silent steps, 80 steps of batch 32; /tmp probe through surnn.train.train): the global
+gradient norm grows from 36 to 159 under straight-through, while the boxcar keeps it at 11-13;
+a switch parked far from its threshold (closed through the silence) then hears nothing,
+so the silence stops voting on it. The exact-copy property does not depend on the surrogate:
+forward the switch is exactly 0 or 1 either way.
 
 How `gate_threshold` acts. Only ``b - threshold`` enters a gate, so with the bias b learned
 freely a threshold that b is initialised against would cancel out. Here b is initialised from

@@ -22,6 +22,7 @@ INFERENCE_TIMINGS = ("end", "every", "off")
 # Fields of TrainConfig passed on to every SuRNN layer.
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 LAYER_FIELDS = tuple(f.name for f in dataclasses.fields(SuRNNConfig) if f.name not in ("input_size", "hidden_size"))
+_LAYER_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SuRNNConfig) if f.name in LAYER_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -35,17 +36,21 @@ class TrainConfig:
     hidden_size: int = 128                # width of every block, >= 1
     num_layers: int = 1                   # residual suRNN blocks, >= 1
     dropout: float = 0.0                  # in [0, 1)
-    cell: str = "gru"
-    gate: str = "rhythmic"
-    gate_threshold: float = 0.0
-    init_update_rate: float = 0.5
-    num_frequencies: int = 4
-    min_period: float = 2.0
-    max_period: float = 1024.0
-    surrogate: str = "straight_through"
-    surrogate_width: float = 1.0
+    # layer settings: SuRNNConfig's defaults, so a run and a bare SuRNN agree (see surnn/config.py)
+    cell: str = _LAYER_DEFAULTS["cell"]
+    gate: str = _LAYER_DEFAULTS["gate"]
+    gate_threshold: float = _LAYER_DEFAULTS["gate_threshold"]
+    init_update_rate: float = _LAYER_DEFAULTS["init_update_rate"]
+    num_frequencies: int = _LAYER_DEFAULTS["num_frequencies"]
+    min_period: float = _LAYER_DEFAULTS["min_period"]
+    max_period: float = _LAYER_DEFAULTS["max_period"]
+    surrogate: str = _LAYER_DEFAULTS["surrogate"]
+    surrogate_width: float = _LAYER_DEFAULTS["surrogate_width"]
     # objective
-    sparsity_lambda: float = 0.0          # weight of the update-rate penalty, >= 0
+    # weight of the update-rate penalty (lambda x mean open fraction, added to the task loss), >= 0.
+    # 10 is the delayed-recall recipe: with grad_clip 1 it pulls the event gate from 0.9 open
+    # down while the task loss is still learning (see surnn/gates.py)
+    sparsity_lambda: float = 10.0
     target_update_rate: float | None = None   # None: penalise the rate; else (rate - target)^2, in (0, 1]
     # optimisation
     lr: float = 3e-3                      # peak learning rate of AdamW, > 0

@@ -3,7 +3,7 @@ import torch
 
 from surnn.model import DualEncoder, LanguageModel, SequenceClassifier, pool
 
-LAYER = {"max_period": 16.0}
+LAYER = {"max_period": 16.0, "init_update_rate": 0.5}
 
 
 def test_classifier_ignores_padding():

@@ -119,7 +119,7 @@ def test_engine_keeps_the_weights_it_was_built_with():
 
 def test_rhythmic_order_makes_each_step_a_few_contiguous_runs():
     torch.manual_seed(5)
-    layer = SuRNN(8, 512, num_frequencies=4, init_update_rate=0.17)
+    layer = SuRNN(8, 512, gate="rhythmic", num_frequencies=4, init_update_rate=0.17)
     engine = layer.sparse()
     sched = engine.schedule(1024, 0)
     runs_per_step = (sched.run_ptr[1:] - sched.run_ptr[:-1]).float()
