@@ -12,7 +12,7 @@ Why boxcar. On a long silent stretch (delayed recall: a few data steps, then 100
 step hands each gate ``f - h`` times the gradient of the state, and straight-through passes all
 of it on, whatever the drive: the gate's gradient sums over the ~1000 silent steps and dwarfs
 the few data steps'. Measured (event gate, init_update_rate 0.9, sparsity_lambda 10, width 32,
-1000 silent steps, 80 steps of batch 32; /tmp probe through surnn.train.train): the global
+1000 silent steps, 80 steps of batch 32: tests/surnn/test_long_silence.py's run): the global
 gradient norm grows from 36 to 159 under straight-through, while the boxcar keeps it at 11-13;
 a switch parked far from its threshold (closed through the silence) then hears nothing,
 so the silence stops voting on it. The exact-copy property does not depend on the surrogate:
