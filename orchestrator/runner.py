@@ -150,7 +150,7 @@ def run_plans(spec, plans, *, tracking_uri: str, ray_address: str | None, resume
               wait_for_resources: float | None = None) -> int:
     from orchestrator.tracking import configure_mlflow_env
 
-    configure_mlflow_env()
+    tracking_uri = configure_mlflow_env(tracking_uri)
     start_ray(ray_address)
     if wait_for_resources is None:   # a cluster may autoscale; a local Ray cannot grow
         wait_for_resources = 600.0 if ray_address else 0.0

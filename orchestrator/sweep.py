@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.secrets import redact
 from orchestrator.spec import SpecError, load_spec
 
 EPILOG = """examples:
@@ -92,8 +93,8 @@ def print_plan(spec, plans: list[Plan], tracking_uri: str, out=sys.stdout) -> No
         objectives = ", ".join(f"{o.metric} ({o.goal}, ref {o.ref})" for o in spec.objectives_for(block))
         print(f"    objectives: {objectives}", file=out)
         print(f"    ray results: {plan.experiment_dir}", file=out)
-        print(f"    optuna study '{plan.study_name}' in {plan.study_storage}", file=out)
-    print(f"  mlflow: {tracking_uri}, experiment '{spec.tracking.experiment}'", file=out)
+        print(f"    optuna study '{plan.study_name}' in {redact(plan.study_storage)}", file=out)
+    print(f"  mlflow: {redact(tracking_uri)}, experiment '{spec.tracking.experiment}'", file=out)
 
 
 def describe(param) -> str:
@@ -132,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_plans(spec, plans, tracking_uri=tracking_uri, ray_address=ray_address,
                          resume=args.resume, profile=args.profile, wait_for_resources=args.wait_for_resources)
     except PreflightError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return 2
 
 

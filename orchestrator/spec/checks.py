@@ -7,9 +7,12 @@ trial 37. A `SettingError` from the trainable lands on the spec field that set t
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
 from surnn.trainable import SettingError
+
+from orchestrator.secrets import redact
 
 from .errors import SpecError
 from .fields import block_path, fixed_path, for_task, objectives_path, setting_path
@@ -156,10 +159,17 @@ def _resolve_defaults(spec: SweepSpec) -> SweepSpec:
     """Fills the tracking defaults that depend on other fields."""
     tracking = spec.tracking
     study = tracking.study_storage
+    if tracking.study_storage_env is not None:
+        if study is not None:
+            raise SpecError("tracking.study_storage_env", "give study_storage or study_storage_env, not both")
+        study = os.environ.get(tracking.study_storage_env) or None
+        if study is None:
+            raise SpecError("tracking.study_storage_env",
+                            f"the environment variable {tracking.study_storage_env!r} is not set")
     if study is None:
         if not tracking.uri.startswith("sqlite:///"):
             raise SpecError("tracking.study_storage",
-                            f"required when tracking.uri is not a sqlite:/// URL (got {tracking.uri!r})")
+                            f"required when tracking.uri is not a sqlite:/// URL (got {redact(tracking.uri)!r})")
         folder, sep, _ = tracking.uri[len("sqlite:///"):].rpartition("/")
         study = f"sqlite:///{folder}{sep}optuna.db"
     resolved = tracking.model_copy(update={"experiment": tracking.experiment or spec.name, "study_storage": study})
