@@ -120,6 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print_plan(spec, plans, tracking_uri)
         return 0
+    from orchestrator.storelock import StoreBusy, lock_stores
+
+    try:   # before Ray starts: a second sweep on the same SQLite file is refused at once
+        lock_stores(tracking_uri, *(plan.study_storage for plan in plans))
+    except StoreBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
     for plan in plans:
         exists = (plan.experiment_dir / "tuner.pkl").exists()
         if exists and not args.resume:
