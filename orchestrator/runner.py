@@ -93,7 +93,7 @@ def _tracker(spec, block, plan, tracking_uri: str):
 def _trainable(spec, block):
     fixed = spec.fixed_config(block)
     res = spec.resources_per_trial
-    fn = make_trial_fn(spec.trainable, fixed, res.cpu, spec.scheduler.scalarize)
+    fn = make_trial_fn(spec.trainable, fixed, res.cpu, spec.scheduler.scalarize, spec.failure.report_timeout_s)
     return tune.with_resources(fn, {"cpu": res.cpu, "gpu": res.gpu})
 
 

@@ -135,6 +135,10 @@ class SweepTracker(tune.Callback):
         self.client.set_tag(entry["run_id"], "sweep.status", "failed")
         if error and os.path.exists(error):
             self.client.log_artifact(entry["run_id"], error)
+            reason = failure_reason(Path(error).read_text(errors="replace"))
+            if reason:
+                entry["reason"] = reason
+                self.client.set_tag(entry["run_id"], "sweep.failure_reason", reason)
         self.client.set_terminated(entry["run_id"], "FAILED")
         self._after_finish()
 
@@ -242,6 +246,12 @@ class SweepTracker(tune.Callback):
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.state, default=str))
         os.replace(tmp, self.state_path)
+
+
+def failure_reason(error_text: str) -> str:
+    """The last line of a trial's traceback (`Type: message`), passwords masked, at most 500 characters."""
+    lines = [line.strip() for line in error_text.splitlines() if line.strip()]
+    return redact(lines[-1])[:500] if lines else ""
 
 
 def reference_point(points, refs: list, goals: list[str]):

@@ -51,6 +51,8 @@ def _check_structure(spec: SweepSpec) -> None:
     _check_positive("failure.max_failures_per_trial", spec.failure.max_failures_per_trial)
     if spec.failure.max_failed_trials is not None:
         _check_positive("failure.max_failed_trials", spec.failure.max_failed_trials)
+    if spec.failure.report_timeout_s is not None:
+        _check_positive("failure.report_timeout_s", spec.failure.report_timeout_s, strict=True)
 
 
 def _check_tasks(spec: SweepSpec) -> None:
