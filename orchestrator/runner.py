@@ -27,7 +27,15 @@ def start_ray(address: str | None) -> None:
     if ray.is_initialized():
         return
     if address:
-        ray.init(address=address, log_to_driver=False)
+        try:
+            ray.init(address=address, log_to_driver=False)
+        except Exception as exc:   # one line, and never the address's password
+            from orchestrator.secrets import redact, redact_address
+
+            shown = redact_address(address)
+            message = redact(str(exc).replace(address, shown)).strip().splitlines()
+            raise PreflightError(f"--ray-address: cannot connect to {shown} "
+                                 f"({message[0] if message else type(exc).__name__})") from None
     else:
         ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
 

@@ -19,3 +19,10 @@ def redact(text):
     if not isinstance(text, str):
         return text
     return _CREDENTIALS.sub(lambda m: f"{m.group('head')}:{MASK}@", text)
+
+
+def redact_address(address: str) -> str:
+    """A Ray address as it may be shown: a URI's password masked, a bare `user:pw@host:port` as `***@host:port`."""
+    if "://" in address:
+        return redact(address)
+    return f"{MASK}@{address.rsplit('@', 1)[1]}" if "@" in address else address

@@ -39,6 +39,17 @@ def test_spec_error_never_echoes_a_password(tmp_path):
     assert SETTING_PW not in proc.stderr + proc.stdout
 
 
+@pytest.mark.parametrize("address", [f"u:{SETTING_PW}@127.0.0.1:1",   # Ray client retries for ~30 s:
+                                     pytest.param(f"ray://u:{SETTING_PW}@127.0.0.1:1", marks=pytest.mark.slow)])
+def test_a_bad_ray_address_is_one_line_without_its_password(tmp_path, address):
+    spec = write_spec(tmp_path)
+    proc = run_sweep(tmp_path, str(spec), "--ray-address", address, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "--ray-address" in errors[0] and "127.0.0.1:1" in errors[0], proc.stderr[-2000:]
+    assert SETTING_PW not in proc.stdout + proc.stderr
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
