@@ -104,7 +104,8 @@ def render(spec, ks: KubernetesSettings) -> list[dict]:
 def cluster_spec_yaml(spec, ks: KubernetesSettings) -> str:
     """The resolved spec with its tracking pointed at the cluster's services, as the job reads it."""
     data = yaml.safe_load(spec.to_yaml())
-    data["tracking"] = {**data.get("tracking", {}), "uri": ks.mlflow_tracking_uri,
+    tracking = {k: v for k, v in data.get("tracking", {}).items() if k != "study_storage_env"}   # the cluster's own
+    data["tracking"] = {**tracking, "uri": ks.mlflow_tracking_uri,
                         "study_storage": ks.study_storage, "storage_path": ks.storage_path}
     return yaml.safe_dump(data, sort_keys=False)
 

@@ -27,7 +27,15 @@ def start_ray(address: str | None) -> None:
     if ray.is_initialized():
         return
     if address:
-        ray.init(address=address, log_to_driver=False)
+        try:
+            ray.init(address=address, log_to_driver=False)
+        except Exception as exc:   # one line, and never the address's password
+            from orchestrator.secrets import redact, redact_address
+
+            shown = redact_address(address)
+            message = redact(str(exc).replace(address, shown)).strip().splitlines()
+            raise PreflightError(f"--ray-address: cannot connect to {shown} "
+                                 f"({message[0] if message else type(exc).__name__})") from None
     else:
         ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
 
@@ -93,7 +101,7 @@ def _tracker(spec, block, plan, tracking_uri: str):
 def _trainable(spec, block):
     fixed = spec.fixed_config(block)
     res = spec.resources_per_trial
-    fn = make_trial_fn(spec.trainable, fixed, res.cpu, spec.scheduler.scalarize)
+    fn = make_trial_fn(spec.trainable, fixed, res.cpu, spec.scheduler.scalarize, spec.failure.report_timeout_s)
     return tune.with_resources(fn, {"cpu": res.cpu, "gpu": res.gpu})
 
 
@@ -150,7 +158,7 @@ def run_plans(spec, plans, *, tracking_uri: str, ray_address: str | None, resume
               wait_for_resources: float | None = None) -> int:
     from orchestrator.tracking import configure_mlflow_env
 
-    configure_mlflow_env()
+    tracking_uri = configure_mlflow_env(tracking_uri)
     start_ray(ray_address)
     if wait_for_resources is None:   # a cluster may autoscale; a local Ray cannot grow
         wait_for_resources = 600.0 if ray_address else 0.0

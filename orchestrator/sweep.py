@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.secrets import redact
 from orchestrator.spec import SpecError, load_spec
 
 EPILOG = """examples:
@@ -92,8 +93,8 @@ def print_plan(spec, plans: list[Plan], tracking_uri: str, out=sys.stdout) -> No
         objectives = ", ".join(f"{o.metric} ({o.goal}, ref {o.ref})" for o in spec.objectives_for(block))
         print(f"    objectives: {objectives}", file=out)
         print(f"    ray results: {plan.experiment_dir}", file=out)
-        print(f"    optuna study '{plan.study_name}' in {plan.study_storage}", file=out)
-    print(f"  mlflow: {tracking_uri}, experiment '{spec.tracking.experiment}'", file=out)
+        print(f"    optuna study '{plan.study_name}' in {redact(plan.study_storage)}", file=out)
+    print(f"  mlflow: {redact(tracking_uri)}, experiment '{spec.tracking.experiment}'", file=out)
 
 
 def describe(param) -> str:
@@ -119,6 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print_plan(spec, plans, tracking_uri)
         return 0
+    from orchestrator.storelock import StoreBusy, lock_stores
+
+    try:   # before Ray starts: a second sweep on the same SQLite file is refused at once
+        lock_stores(tracking_uri, *(plan.study_storage for plan in plans))
+    except StoreBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
     for plan in plans:
         exists = (plan.experiment_dir / "tuner.pkl").exists()
         if exists and not args.resume:
@@ -132,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_plans(spec, plans, tracking_uri=tracking_uri, ray_address=ray_address,
                          resume=args.resume, profile=args.profile, wait_for_resources=args.wait_for_resources)
     except PreflightError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return 2
 
 

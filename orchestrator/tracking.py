@@ -25,6 +25,7 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 
 from orchestrator import pareto, plots
+from orchestrator.secrets import redact
 from surnn.trainable import FIDELITY
 
 STATE_FILE = "sweep_tracking.json"
@@ -84,9 +85,9 @@ class SweepTracker(tune.Callback):
                 tags={"mlflow.parentRunId": self.parent_run_id, "sweep.trial_id": trial.trial_id,
                       "sweep.status": "running"})
             entry = self.state["trials"][trial.trial_id] = {"run_id": run.info.run_id, "status": "running"}
-            params = [Param(k, str(v)[:6000]) for k, v in sorted(trial.config.items())]
+            params = [Param(k, redact(str(v))[:6000]) for k, v in sorted(trial.config.items())]
             self.client.log_batch(run.info.run_id, params=params)
-            self.client.log_dict(run.info.run_id, trial.config, "params.json")
+            self.client.log_text(run.info.run_id, redact(json.dumps(trial.config, indent=2, default=str)), "params.json")
         else:   # a resumed or retried trial continues in its own run
             entry["status"] = "running"
             self.client.update_run(entry["run_id"], status="RUNNING")
@@ -134,6 +135,10 @@ class SweepTracker(tune.Callback):
         self.client.set_tag(entry["run_id"], "sweep.status", "failed")
         if error and os.path.exists(error):
             self.client.log_artifact(entry["run_id"], error)
+            reason = failure_reason(Path(error).read_text(errors="replace"))
+            if reason:
+                entry["reason"] = reason
+                self.client.set_tag(entry["run_id"], "sweep.failure_reason", reason)
         self.client.set_terminated(entry["run_id"], "FAILED")
         self._after_finish()
 
@@ -243,6 +248,12 @@ class SweepTracker(tune.Callback):
         os.replace(tmp, self.state_path)
 
 
+def failure_reason(error_text: str) -> str:
+    """The last line of a trial's traceback (`Type: message`), passwords masked, at most 500 characters."""
+    lines = [line.strip() for line in error_text.splitlines() if line.strip()]
+    return redact(lines[-1])[:500] if lines else ""
+
+
 def reference_point(points, refs: list, goals: list[str]):
     """The hypervolume reference in minimisation form; an objective without `ref` takes the worst value seen."""
     import numpy as np
@@ -252,7 +263,24 @@ def reference_point(points, refs: list, goals: list[str]):
     return np.where(np.isnan(given), worst, given)
 
 
-def configure_mlflow_env() -> None:
-    """Quiet, offline defaults for MLflow on the driver."""
+def configure_mlflow_env(tracking_uri: str | None = None) -> str | None:
+    """Quiet, offline defaults for MLflow on the driver; returns `tracking_uri` without credentials.
+
+    An `http://user:password@host` URI hands its user and password to MLflow through
+    MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (which MLflow reads itself), so the URI
+    that is kept and passed around holds no secret.
+    """
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    if not tracking_uri or not tracking_uri.startswith(("http://", "https://")):
+        return tracking_uri
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    parts = urlsplit(tracking_uri)
+    if parts.username is None:
+        return tracking_uri
+    os.environ["MLFLOW_TRACKING_USERNAME"] = unquote(parts.username)
+    if parts.password is not None:
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = unquote(parts.password)
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=host))
 

@@ -7,9 +7,12 @@ trial 37. A `SettingError` from the trainable lands on the spec field that set t
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
 from surnn.trainable import SettingError
+
+from orchestrator.secrets import redact
 
 from .errors import SpecError
 from .fields import block_path, fixed_path, for_task, objectives_path, setting_path
@@ -48,6 +51,8 @@ def _check_structure(spec: SweepSpec) -> None:
     _check_positive("failure.max_failures_per_trial", spec.failure.max_failures_per_trial)
     if spec.failure.max_failed_trials is not None:
         _check_positive("failure.max_failed_trials", spec.failure.max_failed_trials)
+    if spec.failure.report_timeout_s is not None:
+        _check_positive("failure.report_timeout_s", spec.failure.report_timeout_s, strict=True)
 
 
 def _check_tasks(spec: SweepSpec) -> None:
@@ -156,10 +161,17 @@ def _resolve_defaults(spec: SweepSpec) -> SweepSpec:
     """Fills the tracking defaults that depend on other fields."""
     tracking = spec.tracking
     study = tracking.study_storage
+    if tracking.study_storage_env is not None:
+        if study is not None:
+            raise SpecError("tracking.study_storage_env", "give study_storage or study_storage_env, not both")
+        study = os.environ.get(tracking.study_storage_env) or None
+        if study is None:
+            raise SpecError("tracking.study_storage_env",
+                            f"the environment variable {tracking.study_storage_env!r} is not set")
     if study is None:
         if not tracking.uri.startswith("sqlite:///"):
             raise SpecError("tracking.study_storage",
-                            f"required when tracking.uri is not a sqlite:/// URL (got {tracking.uri!r})")
+                            f"required when tracking.uri is not a sqlite:/// URL (got {redact(tracking.uri)!r})")
         folder, sep, _ = tracking.uri[len("sqlite:///"):].rpartition("/")
         study = f"sqlite:///{folder}{sep}optuna.db"
     resolved = tracking.model_copy(update={"experiment": tracking.experiment or spec.name, "study_storage": study})

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ValidationError
 
+from orchestrator.secrets import redact
+
 __all__ = ["SpecError", "from_validation_error"]
 
 class SpecError(ValueError):
@@ -15,7 +17,7 @@ class SpecError(ValueError):
 
     def __init__(self, field: str, message: str, source: str | None = None):
         self.field = field
-        self.message = re.sub(r"\s*\n\s*", " ", str(message)).strip()
+        self.message = redact(re.sub(r"\s*\n\s*", " ", str(message)).strip())   # no URI password in an error
         self.source = source      # the file (or "<spec>") the spec came from, if known
         super().__init__(f"{field}: {self.message}")
 

@@ -169,6 +169,7 @@ class Resources(_Model):
 class Failure(_Model):
     max_failures_per_trial: int = 0      # retries of one trial (Ray's FailureConfig.max_failures), >= 0
     max_failed_trials: int | None = None  # stop the sweep after this many failed trials; None: never
+    report_timeout_s: float | None = None  # a trial silent this long (no report) is killed as hung; None: never
 
 
 class Tracking(_Model):
@@ -177,6 +178,7 @@ class Tracking(_Model):
     uri: str = "sqlite:///mlflow.db"     # MLflow tracking URI
     experiment: str | None = None        # default: the spec's name
     study_storage: str | None = None     # Optuna RDB URL; default: optuna.db beside a sqlite uri
+    study_storage_env: str | None = None  # an environment variable holding study_storage (keeps its password out of the spec)
     storage_path: str = "./ray_results"  # Ray Tune's results folder
 
 
@@ -300,10 +302,16 @@ class SweepSpec(_Model):
                 raise SpecError("trainable", str(err)) from None
         return self._trainable
 
-    def to_yaml(self) -> str:
-        """The resolved spec (profile and overrides applied) as YAML, for logging; it loads back."""
+    def to_yaml(self, redacted: bool = True) -> str:
+        """The resolved spec (profile and overrides applied) as YAML, for logging; it loads back.
+
+        URI passwords are masked (`orchestrator.secrets.redact`) unless `redacted` is False.
+        """
+        from orchestrator.secrets import redact
+
         data = self.model_dump(mode="json", exclude={"profiles"}, exclude_none=True)
-        return yaml.safe_dump(data, sort_keys=False)
+        text = yaml.safe_dump(data, sort_keys=False)
+        return redact(text) if redacted else text
 
 
 def _to_float(text: str) -> float | None:

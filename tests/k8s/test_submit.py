@@ -109,6 +109,19 @@ def test_shared_storage_secrets_by_reference_and_non_root(gpu_job):
                     assert "value" not in env and "secretKeyRef" in env["valueFrom"]
 
 
+def test_cluster_spec_takes_the_cluster_study_storage_and_no_password():
+    env = {"SURNN_STUDY_STORAGE": "postgresql://u:Pl4nted@laptop/optuna"}
+    proc = submit(str(LRA), "--profile", "local", "--dry-run", "--set", "tracking.study_storage_env=SURNN_STUDY_STORAGE",
+                  "--set", "training.cache_dir=s3://r:Pl4nted@store/cache", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "Pl4nted" not in proc.stdout + proc.stderr
+    from orchestrator.spec import parse_spec
+
+    config_map, _ = yaml.safe_load_all(proc.stdout)
+    spec = parse_spec(yaml.safe_load(config_map["data"]["spec.yaml"]))
+    assert spec.tracking.study_storage_env is None and spec.tracking.study_storage.startswith("postgresql+psycopg2://postgres")
+
+
 def test_spec_without_image_is_refused():
     proc = submit(str(LRA), "--profile", "local", "--set", "kubernetes.image=null", "--dry-run")
     assert proc.returncode == 2

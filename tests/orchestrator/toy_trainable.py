@@ -3,7 +3,8 @@
 Its two objectives are a known function of the config, so a test can compute the true front:
 quality = x * (1 - exp(-epoch / 2)) (maximise) and update_rate = x**2 (minimise), x in [0, 1]
 being `gate_threshold` here. `fail_below`: trials with x below it raise (every attempt);
-`flaky_file`: a trial raises on its first attempt only (the file records attempts).
+`flaky_file`: a trial raises on its first attempt only (the file records attempts);
+`hang_below`: trials with x below it stop reporting after their first epoch (sleep for an hour).
 """
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ def _train(config: dict, report) -> dict:
             ckpt.mkdir(parents=True, exist_ok=True)
             (ckpt / "epoch.txt").write_text(str(epoch))
         report(metrics, checkpoint_dir=str(ckpt) if ckpt else None)
+        if x < float(config.get("hang_below", -1.0)):
+            time.sleep(3600)
     return {**metrics, "status": "completed"}
 
 
