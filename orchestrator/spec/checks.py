@@ -134,6 +134,8 @@ def _check_scheduler(spec: SweepSpec) -> None:
         raise SpecError("scheduler.grace_period", f"must be >= 1 (got {sched.grace_period})")
     if sched.reduction_factor <= 1:
         raise SpecError("scheduler.reduction_factor", f"must be > 1 (got {sched.reduction_factor})")
+    if getattr(sched, "brackets", 1) < 1:
+        raise SpecError("scheduler.brackets", f"must be >= 1 (got {sched.brackets})")
     for block in spec.task_blocks():
         if sched.grace_period > spec.max_t(block):
             raise SpecError("scheduler.grace_period", f"must be <= epochs (got {sched.grace_period} > "

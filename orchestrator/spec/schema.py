@@ -143,6 +143,7 @@ class ParetoASHAScheduler(_Model):
     name: Literal["pareto_asha"]
     grace_period: int = 1                # epochs before the first cut, in [1, epochs]
     reduction_factor: float = 3.0        # keep 1/reduction_factor at each rung, > 1
+    brackets: int = 1                    # Hyperband brackets, >= 1; with >= 2 the last never stops a trial
 
     @property
     def scalarize(self) -> None:

@@ -134,6 +134,7 @@ BAD_SPECS = [
                  id="grace-period-beyond-epochs"),
     pytest.param(_set(scheduler__reduction_factor=1), "scheduler.reduction_factor", "must be > 1",
                  id="reduction-factor-one"),
+    pytest.param(_set(scheduler__brackets=0), "scheduler.brackets", "must be >= 1", id="zero-brackets"),
     pytest.param(_set(resources_per_trial__cpu=0), "resources_per_trial.cpu", "must be > 0", id="zero-cpu"),
     pytest.param(_set(resources_per_trial__gpu=-1), "resources_per_trial.gpu", "must be >= 0", id="negative-gpu"),
     pytest.param(_set(failure__max_failed_trials=-1), "failure.max_failed_trials", "must be >= 0",
