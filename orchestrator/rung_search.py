@@ -19,6 +19,7 @@ from __future__ import annotations
 import random
 
 import optuna
+from ray.tune.search import Searcher
 
 from orchestrator.search import ParetoOptunaSearch
 
@@ -90,6 +91,8 @@ class RungOptunaSearch(ParetoOptunaSearch):
                                  [*levels, self._full_budget], seed)
 
     def suggest(self, trial_id: str):
+        if trial_id not in self._ot_trials and self.budget_spent():
+            return Searcher.FINISHED
         if trial_id not in self._ot_trials:
             params, _ = self._rungs.propose()
             self._ot_study.enqueue_trial(params, skip_if_exists=False)
@@ -97,6 +100,7 @@ class RungOptunaSearch(ParetoOptunaSearch):
 
     def on_trial_result(self, trial_id: str, result: dict):
         self._observe(trial_id, result)
+        super().on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         if result and not error:

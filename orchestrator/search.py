@@ -12,9 +12,11 @@ and a resumed sweep continues the same study. Two things differ from Ray's stock
 """
 from __future__ import annotations
 
+import time
 import warnings
 
 import optuna
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from surnn.trainable import FIDELITY
@@ -66,11 +68,43 @@ def constraint_values(constraints, result: dict) -> list[float]:
 class ParetoOptunaSearch(OptunaSearch):
     """OptunaSearch that reports partial-budget trials as PRUNED and records constraints."""
 
-    def __init__(self, *, full_budget: int, time_attr: str, constraints=(), **kwargs):
+    def __init__(self, *, full_budget: int, time_attr: str, constraints=(), budget=None, **kwargs):
         super().__init__(**kwargs)
         self._full_budget = full_budget
         self._time_attr = time_attr
         self._constraints = list(constraints)
+        self._budget_epochs = getattr(budget, "epochs", None)
+        self._budget_hours = getattr(budget, "hours", None)
+        self._epochs: dict[str, float] = {}     # trial -> epochs it has run (saved with the searcher)
+        self._started = time.time()             # the sweep's first start: hours count across resumes
+        self._budget_said = False
+
+    def budget_used(self) -> str:
+        """'E/N epochs, h/H h' for the parts of the budget that are set ('' without a budget)."""
+        parts = []
+        if self._budget_epochs is not None:
+            parts.append(f"{sum(self._epochs.values()):g}/{self._budget_epochs} epochs")
+        if self._budget_hours is not None:
+            parts.append(f"{(time.time() - self._started) / 3600:.2f}/{self._budget_hours:g} h")
+        return ", ".join(parts)
+
+    def budget_spent(self) -> bool:
+        spent = (self._budget_epochs is not None and sum(self._epochs.values()) >= self._budget_epochs) or (
+            self._budget_hours is not None and time.time() - self._started >= 3600 * self._budget_hours)
+        if spent and not self._budget_said:
+            self._budget_said = True
+            print(f"search budget spent ({self.budget_used()}): no new trials; running ones finish", flush=True)
+        return spent
+
+    def suggest(self, trial_id: str):
+        if trial_id not in self._ot_trials and self.budget_spent():
+            return Searcher.FINISHED
+        return super().suggest(trial_id)
+
+    def on_trial_result(self, trial_id: str, result: dict):
+        if self._time_attr in result:
+            self._epochs[trial_id] = max(self._epochs.get(trial_id, 0), float(result[self._time_attr]))
+        super().on_trial_result(trial_id, result)
 
     def restore(self, checkpoint_path: str):
         """Reload the searcher; study trials it no longer knows (lost with a killed driver) are failed."""
@@ -133,7 +167,7 @@ def make_searcher(spec, objectives, block_max_t: int, study_name: str, storage_u
     common = dict(
         space=distributions(spec.parameters), metric=metrics, mode=modes,
         storage=optuna.storages.RDBStorage(storage_url), study_name=study_name,
-        full_budget=block_max_t, time_attr=time_attr, constraints=search.constraints)
+        full_budget=block_max_t, time_attr=time_attr, constraints=search.constraints, budget=search.budget)
     levels = rung_levels(spec.scheduler, block_max_t)
     if levels and search.sampler in RUNG_AWARE:
         from orchestrator.rung_search import RungOptunaSearch

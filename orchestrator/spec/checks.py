@@ -43,6 +43,7 @@ def _check_structure(spec: SweepSpec) -> None:
     _check_objectives(spec)
     _check_search(spec.search)
     _check_scheduler(spec)
+    _check_budget(spec)
     _check_positive("resources_per_trial.cpu", spec.resources_per_trial.cpu, strict=True)
     _check_positive("resources_per_trial.gpu", spec.resources_per_trial.gpu)
     _check_positive("failure.max_failures_per_trial", spec.failure.max_failures_per_trial)
@@ -124,6 +125,21 @@ def _check_search(search: Search) -> None:
         raise SpecError("search.num_trials", f"must be >= 1 (got {search.num_trials})")
     if search.max_concurrent < 1:
         raise SpecError("search.max_concurrent", f"must be >= 1 (got {search.max_concurrent})")
+
+
+def _check_budget(spec: SweepSpec) -> None:
+    budget = spec.search.budget
+    if budget is None:
+        return
+    if budget.epochs is None and budget.hours is None:
+        raise SpecError("search.budget", "give epochs and/or hours")
+    if budget.hours is not None and budget.hours <= 0:
+        raise SpecError("search.budget.hours", f"must be > 0 (got {budget.hours})")
+    if budget.epochs is not None:
+        for block in spec.task_blocks():
+            if budget.epochs < spec.max_t(block):
+                raise SpecError("search.budget.epochs", f"must be >= one trial's {spec.max_t(block)} epochs "
+                                f"(got {budget.epochs}){for_task(spec, block)}")
 
 
 def _check_scheduler(spec: SweepSpec) -> None:

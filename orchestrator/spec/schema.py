@@ -118,12 +118,20 @@ class Constraint(_Model):
         return value - self.bound if self.op == "<=" else self.bound - value
 
 
+class Budget(_Model):
+    """Compute a sweep may spend: epochs summed over all its trials, and/or wall-clock hours."""
+
+    epochs: int | None = None            # >= one trial's epochs
+    hours: float | None = None           # > 0
+
+
 class Search(_Model):
     sampler: Literal["tpe", "nsga2", "gp", "random"] = "tpe"
     seed: int = 0
     num_trials: int                      # >= 1
     max_concurrent: int = 1              # >= 1
     constraints: list[Constraint] = []
+    budget: Budget | None = None         # stop starting trials when spent; running ones finish
 
 
 class NoScheduler(_Model):

@@ -67,3 +67,22 @@ def test_points_come_from_the_highest_rung_with_enough_observations(tmp_path):
     assert s._rungs.model_level() is None                 # nothing yet: random points
     _feed(s, 15)                                          # rung 3 gets trials 0, 3, 6, 9, 12: 5 = 2d+1
     assert s._rungs.model_level() == 3.0
+
+
+def test_an_epoch_budget_stops_new_trials_and_lets_running_ones_finish(tmp_path):
+    from ray.tune.search import Searcher
+
+    s = _searcher(tmp_path)
+    s._budget_epochs = 12                                   # as search.budget: {epochs: 12} sets it
+    a, b = s.suggest("a"), s.suggest("b")
+    for epoch in range(1, 7):                               # 6 + 6 = 12 epochs: spent
+        s.on_trial_result("a", _values(a, epoch))
+        s.on_trial_result("b", _values(b, epoch))
+    assert s.budget_used() == "12/12 epochs"
+    assert s.suggest("c") is Searcher.FINISHED
+    for epoch in (7, 8, 9):                                 # the running trials go on to the full budget
+        s.on_trial_result("a", _values(a, epoch))
+    s.on_trial_complete("a", _values(a, 9))
+    states = [t.state for t in s._ot_study.get_trials()]
+    assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING]
+    assert s.budget_used() == "15/12 epochs"
