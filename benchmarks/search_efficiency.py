@@ -213,6 +213,7 @@ def budget_to(trajectory: list[tuple[int, float]], target: float) -> int | None:
 # ---------------------------------------------------------------------------- report
 
 def main() -> int:
+    global LR_SPEED, GRACE, RF
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1 for sampler and noise (default 5)")
@@ -228,12 +229,14 @@ def main() -> int:
     p.add_argument("--speed", choices=["lr", "constant"], default="lr",
                    help="lr: learning speed grows with lr, so early epochs can mislead early stopping (default); "
                         "constant: every trial learns at the same speed")
+    p.add_argument("--grace", type=int, default=GRACE, help=f"pareto_asha grace period (default {GRACE})")
+    p.add_argument("--rf", type=float, default=RF, help=f"pareto_asha reduction factor (default {RF})")
     p.add_argument("--table", action="store_true", help="end with a markdown table of the ratios")
     p.add_argument("--quick", action="store_true", help="a smoke run: 2 seeds, budget 432 epochs (16 full trials)")
     args = p.parse_args()
     if args.quick:
         args.seeds, args.budget = 2, 16 * MAX_T
-    global LR_SPEED
+    GRACE, RF = args.grace, args.rf
     LR_SPEED = args.speed == "lr"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     extra = [m.strip() for m in args.methods.split(",") if m.strip() and m.strip() not in ("default", "random")]
