@@ -60,9 +60,13 @@ import time
 import numpy as np
 import optuna
 
+from types import SimpleNamespace
+
 from orchestrator import pareto
-from orchestrator.schedulers.rungs import STOP, RungCore
-from orchestrator.search import distributions, make_sampler
+from orchestrator.rung_search import RungOptunaSearch
+from orchestrator.schedulers.moasha import ParetoASHA
+from orchestrator.schedulers.rungs import RungCore
+from orchestrator.search import ParetoOptunaSearch, distributions, make_sampler, nsga2_population
 from orchestrator.spec import CategoricalParam, FloatParam
 
 MAX_T = 27
@@ -77,10 +81,13 @@ PARAMETERS = {
     "lr": FloatParam(type="float", low=3.0e-4, high=1.0e-2, log=True),
 }
 EPOCH_TIME = {64: 0.7, 128: 1.0, 256: 1.6}
-# method -> (sampler, early stopping by the rung core); "default" and "random" are the comparison,
-# the other two separate the sampler's share from the early stopping's (--methods)
-METHODS = {"default": ("tpe", True), "random": ("random", False), "tpe": ("tpe", False),
-           "random_asha": ("random", True)}
+# method -> (sampler, pareto_asha brackets or 0 for no early stopping, rung-aware sampling); the
+# searcher and scheduler are the classes the sweep hands to Ray (orchestrator.search.make_searcher
+# picks RungOptunaSearch for a model-based sampler with early stopping)
+METHODS = {"default": ("tpe", 1, True), "random": ("random", 0, False), "tpe": ("tpe", 0, False),
+           "random_asha": ("random", 1, False), "tpe_asha_pruned": ("tpe", 1, False),
+           "tpe_b2": ("tpe", 2, True), "tpe_b3": ("tpe", 3, True), "gp": ("gp", 1, True),
+           "nsga2": ("nsga2", 1, True), "random_b3": ("random", 3, False)}
 LR_SPEED = True      # --speed constant: every trial learns at the same speed, whatever its lr
 
 
@@ -131,12 +138,26 @@ def front_hypervolume(values: np.ndarray) -> float:
 
 # ---------------------------------------------------------------------------- the simulated sweep
 
+def make_search(method: str, seed: int, budget: int):
+    """The searcher and scheduler (or None) a sweep would hand to Ray for this method."""
+    sampler_name, brackets, rung_aware = METHODS[method]
+    common = dict(space=distributions(PARAMETERS), metric=METRICS, mode=["max", "min"],
+                  full_budget=MAX_T, time_attr="epoch")
+    population = nsga2_population(budget // MAX_T * 3)
+    if rung_aware:
+        searcher = RungOptunaSearch(
+            levels=RungCore(GRACE, RF, MAX_T).levels, seed=seed, sampler=optuna.samplers.RandomSampler(seed=seed),
+            make_rung_sampler=lambda: make_sampler(sampler_name, seed, False, population), **common)
+    else:
+        searcher = ParetoOptunaSearch(sampler=make_sampler(sampler_name, seed, False, population), **common)
+    scheduler = ParetoASHA(METRICS, ["max", "min"], time_attr="epoch", grace_period=GRACE, reduction_factor=RF,
+                           max_t=MAX_T, brackets=brackets) if brackets else None
+    return searcher, scheduler
+
+
 def simulate(method: str, seed: int, budget: int, max_concurrent: int) -> dict:
     """One search to `budget` epochs. Returns the HV trajectory [(epochs spent, hv)] and counts."""
-    sampler_name, early_stopping = METHODS[method]
-    study = optuna.create_study(directions=GOALS, sampler=make_sampler(sampler_name, seed, False))
-    space = distributions(PARAMETERS)
-    core = RungCore(GRACE, RF, MAX_T) if early_stopping else None
+    searcher, scheduler = make_search(method, seed, budget)
     rng = np.random.default_rng([seed, 7])            # epoch durations
     spent = 0
     finished: list[tuple[float, float]] = []           # full-budget (accuracy, update rate)
@@ -146,11 +167,13 @@ def simulate(method: str, seed: int, budget: int, max_concurrent: int) -> dict:
     order = itertools.count()
 
     def launch(now: float) -> None:
-        trial = study.ask(fixed_distributions=space)
+        number = counts["trials"]
+        tid = f"t{number}"
+        params = searcher.suggest(tid)
         counts["trials"] += 1
-        state = {"trial": trial, "params": trial.params, "epoch": 0,
-                 "epoch_time": EPOCH_TIME[trial.params["hidden_size"]] * rng.uniform(0.9, 1.1),
-                 "noise": np.random.default_rng([seed, trial.number, 11])}
+        state = {"tid": tid, "trial": SimpleNamespace(trial_id=tid), "params": params, "epoch": 0,
+                 "epoch_time": EPOCH_TIME[params["hidden_size"]] * rng.uniform(0.9, 1.1),
+                 "noise": np.random.default_rng([seed, number, 11])}
         heapq.heappush(events, (now + state["epoch_time"], next(order), state))
 
     for _ in range(max_concurrent):
@@ -160,15 +183,16 @@ def simulate(method: str, seed: int, budget: int, max_concurrent: int) -> dict:
         state["epoch"] += 1
         spent += 1
         acc, rate = report_at(state["params"], state["epoch"], state["noise"])
-        trial = state["trial"]
+        result = {"val_accuracy": acc, "update_rate": rate, "epoch": state["epoch"]}
+        decision = scheduler.on_trial_result(None, state["trial"], result) if scheduler else "CONTINUE"
+        searcher.on_trial_result(state["tid"], result)
         if state["epoch"] >= MAX_T:
-            study.tell(trial, [acc, rate])
+            searcher.on_trial_complete(state["tid"], result)
             counts["completed"] += 1
             finished.append((acc, rate))
             trajectory.append((spent, front_hypervolume(np.array(finished))))
-        elif core is not None and core.on_result(
-                str(trial.number), state["epoch"], pareto.to_minimization(np.array([[acc, rate]]), GOALS)[0]) == STOP:
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)    # as ParetoOptunaSearch: no values
+        elif decision == "STOP":
+            searcher.on_trial_complete(state["tid"], result)          # told PRUNED by the searcher
             counts["pruned"] += 1
         else:
             heapq.heappush(events, (now + state["epoch_time"], next(order), state))
@@ -189,6 +213,7 @@ def budget_to(trajectory: list[tuple[int, float]], target: float) -> int | None:
 # ---------------------------------------------------------------------------- report
 
 def main() -> int:
+    global LR_SPEED, GRACE, RF
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1 for sampler and noise (default 5)")
@@ -204,11 +229,14 @@ def main() -> int:
     p.add_argument("--speed", choices=["lr", "constant"], default="lr",
                    help="lr: learning speed grows with lr, so early epochs can mislead early stopping (default); "
                         "constant: every trial learns at the same speed")
+    p.add_argument("--grace", type=int, default=GRACE, help=f"pareto_asha grace period (default {GRACE})")
+    p.add_argument("--rf", type=float, default=RF, help=f"pareto_asha reduction factor (default {RF})")
+    p.add_argument("--table", action="store_true", help="end with a markdown table of the ratios")
     p.add_argument("--quick", action="store_true", help="a smoke run: 2 seeds, budget 432 epochs (16 full trials)")
     args = p.parse_args()
     if args.quick:
         args.seeds, args.budget = 2, 16 * MAX_T
-    global LR_SPEED
+    GRACE, RF = args.grace, args.rf
     LR_SPEED = args.speed == "lr"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     extra = [m.strip() for m in args.methods.split(",") if m.strip() and m.strip() not in ("default", "random")]
@@ -223,12 +251,12 @@ def main() -> int:
           f"val_accuracy (max) / update_rate (min), reference point (0, 1); {MAX_T} epochs per full trial; "
           f"{args.max_concurrent} simulated asynchronous workers; budget {args.budget} epochs "
           f"({args.budget / MAX_T:g} full trials); seeds {seeds}")
-    print(f"  default: TPE (make_sampler('tpe'), multivariate) + pareto_asha (RungCore grace {GRACE}, rf {RF}: "
-          f"rungs at epochs {levels}), stopped trials told PRUNED")
-    print("  random:  RandomSampler (make_sampler('random')), no early stopping")
-    for m in methods[2:]:
-        sampler_name, early = METHODS[m]
-        print(f"  {m}: make_sampler('{sampler_name}'), {'pareto_asha (same rungs)' if early else 'no early stopping'}")
+    print(f"  rungs (pareto_asha grace {GRACE}, rf {RF}): epochs {levels}; stopped trials told PRUNED")
+    for m in methods:
+        sampler_name, brackets, rung_aware = METHODS[m]
+        stopping = f"ParetoASHA, {brackets} bracket(s)" if brackets else "no early stopping"
+        kind = "RungOptunaSearch (rung-aware)" if rung_aware else "ParetoOptunaSearch"
+        print(f"  {m}: {kind} with {sampler_name}, {stopping}")
     if not LR_SPEED:
         print("  --speed constant: every trial learns at the same speed")
     ref_hv = reference_hypervolume()
@@ -276,6 +304,17 @@ def main() -> int:
         print(f"  {m:11s} epochs to reach it per seed: [{shown}]; median "
               f"{f'{med:.0f}' if med != math.inf else '>' + str(args.budget)}, mean {mean} "
               f"(reached in {len(reached)}/{len(needs)} seeds)")
+    if args.table:
+        print("\n| method | epochs to the target (median) | seeds reaching it | ratio random / method |")
+        print("|---|---|---|---|")
+    for m in methods:
+        if args.table:
+            needs = [budget_to(r["trajectory"], target) for r in runs[m]]
+            med = medians[m]
+            ratio = medians["random"] / med if math.isfinite(med) and math.isfinite(medians["random"]) else None
+            print(f"| {m} | {f'{med:.0f}' if math.isfinite(med) else '>' + str(args.budget)} | "
+                  f"{sum(n is not None for n in needs)}/{len(needs)} | "
+                  f"{f'{ratio:.2f}' if ratio is not None else ('< %.2f' % (medians['random'] / args.budget))} |")
     for m in methods:
         if m == "random":
             continue

@@ -86,7 +86,8 @@ def make_scheduler(spec, objectives, max_t: int):
     from orchestrator.schedulers.moasha import ParetoASHA
 
     return ParetoASHA(metrics=[o.metric for o in objectives], modes=[o.mode for o in objectives], time_attr=FIDELITY,
-                      grace_period=sch.grace_period, reduction_factor=sch.reduction_factor, max_t=max_t)
+                      grace_period=sch.grace_period, reduction_factor=sch.reduction_factor, max_t=max_t,
+                      brackets=sch.brackets)
 
 
 def _tracker(spec, block, plan, tracking_uri: str):

@@ -12,9 +12,11 @@ and a resumed sweep continues the same study. Two things differ from Ray's stock
 """
 from __future__ import annotations
 
+import time
 import warnings
 
 import optuna
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from surnn.trainable import FIDELITY
@@ -39,13 +41,14 @@ def _constraints_func(trial: optuna.trial.FrozenTrial) -> list[float]:
     return list(trial.user_attrs.get(CONSTRAINTS_ATTR, []))
 
 
-def make_sampler(name: str, seed: int, constrained: bool) -> optuna.samplers.BaseSampler:
+def make_sampler(name: str, seed: int, constrained: bool, population: int = 50) -> optuna.samplers.BaseSampler:
+    """The named sampler; `population` sizes NSGA-II's generations (size it to the budget)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     cf = _constraints_func if constrained else None
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, constraints_func=cf, multivariate=True)
     if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, constraints_func=cf)
+        return optuna.samplers.NSGAIISampler(seed=seed, constraints_func=cf, population_size=population)
     if name == "gp":
         return optuna.samplers.GPSampler(seed=seed, constraints_func=cf)
     if name == "random":
@@ -65,11 +68,43 @@ def constraint_values(constraints, result: dict) -> list[float]:
 class ParetoOptunaSearch(OptunaSearch):
     """OptunaSearch that reports partial-budget trials as PRUNED and records constraints."""
 
-    def __init__(self, *, full_budget: int, time_attr: str, constraints=(), **kwargs):
+    def __init__(self, *, full_budget: int, time_attr: str, constraints=(), budget=None, **kwargs):
         super().__init__(**kwargs)
         self._full_budget = full_budget
         self._time_attr = time_attr
         self._constraints = list(constraints)
+        self._budget_epochs = getattr(budget, "epochs", None)
+        self._budget_hours = getattr(budget, "hours", None)
+        self._epochs: dict[str, float] = {}     # trial -> epochs it has run (saved with the searcher)
+        self._started = time.time()             # the sweep's first start: hours count across resumes
+        self._budget_said = False
+
+    def budget_used(self) -> str:
+        """'E/N epochs, h/H h' for the parts of the budget that are set ('' without a budget)."""
+        parts = []
+        if self._budget_epochs is not None:
+            parts.append(f"{sum(self._epochs.values()):g}/{self._budget_epochs} epochs")
+        if self._budget_hours is not None:
+            parts.append(f"{(time.time() - self._started) / 3600:.2f}/{self._budget_hours:g} h")
+        return ", ".join(parts)
+
+    def budget_spent(self) -> bool:
+        spent = (self._budget_epochs is not None and sum(self._epochs.values()) >= self._budget_epochs) or (
+            self._budget_hours is not None and time.time() - self._started >= 3600 * self._budget_hours)
+        if spent and not self._budget_said:
+            self._budget_said = True
+            print(f"search budget spent ({self.budget_used()}): no new trials; running ones finish", flush=True)
+        return spent
+
+    def suggest(self, trial_id: str):
+        if trial_id not in self._ot_trials and self.budget_spent():
+            return Searcher.FINISHED
+        return super().suggest(trial_id)
+
+    def on_trial_result(self, trial_id: str, result: dict):
+        if self._time_attr in result:
+            self._epochs[trial_id] = max(self._epochs.get(trial_id, 0), float(result[self._time_attr]))
+        super().on_trial_result(trial_id, result)
 
     def restore(self, checkpoint_path: str):
         """Reload the searcher; study trials it no longer knows (lost with a killed driver) are failed."""
@@ -101,13 +136,44 @@ def prepare_study(storage_url: str, study_name: str, metric_names: list[str], mo
     return study
 
 
+RUNG_AWARE = ("tpe", "gp", "nsga2")
+
+
+def rung_levels(scheduler, max_t: int) -> list[float]:
+    """The epoch milestones at which `scheduler` judges trials (none without early stopping)."""
+    if scheduler.name == "none":
+        return []
+    from orchestrator.schedulers.rungs import RungCore
+
+    return RungCore(scheduler.grace_period, scheduler.reduction_factor, max_t).levels
+
+
+def nsga2_population(num_trials: int) -> int:
+    """NSGA-II's generation size for a budget: about five generations, between 8 and 50."""
+    return max(8, min(50, num_trials // 5))
+
+
 def make_searcher(spec, objectives, block_max_t: int, study_name: str, storage_url: str, time_attr: str = FIDELITY):
-    """The ParetoOptunaSearch for one task of a spec, over that task's objectives."""
+    """The searcher for one task of a spec, over that task's objectives.
+
+    With early stopping and a model-based sampler (tpe, gp, nsga2) it is `RungOptunaSearch`,
+    which learns from every rung (orchestrator/rung_search.py); otherwise ParetoOptunaSearch.
+    """
     search = spec.search
     metrics, modes = [o.metric for o in objectives], [o.mode for o in objectives]
     prepare_study(storage_url, study_name, metrics, modes)
-    return ParetoOptunaSearch(
+    population = nsga2_population(search.num_trials)
+    constrained = bool(search.constraints)
+    common = dict(
         space=distributions(spec.parameters), metric=metrics, mode=modes,
-        sampler=make_sampler(search.sampler, search.seed, bool(search.constraints)),
         storage=optuna.storages.RDBStorage(storage_url), study_name=study_name,
-        full_budget=block_max_t, time_attr=time_attr, constraints=search.constraints)
+        full_budget=block_max_t, time_attr=time_attr, constraints=search.constraints, budget=search.budget)
+    levels = rung_levels(spec.scheduler, block_max_t)
+    if levels and search.sampler in RUNG_AWARE:
+        from orchestrator.rung_search import RungOptunaSearch
+
+        # the main study only stores; the rung models choose every point
+        return RungOptunaSearch(
+            levels=levels, seed=search.seed, sampler=optuna.samplers.RandomSampler(seed=search.seed),
+            make_rung_sampler=lambda: make_sampler(search.sampler, search.seed, False, population), **common)
+    return ParetoOptunaSearch(sampler=make_sampler(search.sampler, search.seed, constrained, population), **common)

@@ -84,6 +84,13 @@ def print_plan(spec, plans: list[Plan], tracking_uri: str, out=sys.stdout) -> No
     print("\n# plan", file=out)
     print(f"  sampler {s.sampler} (seed {s.seed}), {s.num_trials} trials per task, at most {s.max_concurrent} at once, "
           f"{spec.resources_per_trial.cpu} CPU + {spec.resources_per_trial.gpu} GPU each", file=out)
+    if s.budget is not None:
+        parts = ([f"{s.budget.epochs} epochs summed over all trials"] if s.budget.epochs is not None else []) + \
+                ([f"{s.budget.hours:g} wall-clock hours"] if s.budget.hours is not None else [])
+        per = ", ".join(f"{s.budget.epochs / p.max_t:.1f} full trials of {p.task}" for p in plans) \
+            if s.budget.epochs is not None else ""
+        print(f"  budget per task: {' and '.join(parts)}{f' (= {per})' if per else ''}; no new trial starts once "
+              f"spent, running ones finish; num_trials stays the upper bound", file=out)
     for block, plan in zip(spec.task_blocks(), plans):
         rungs = ""
         if spec.scheduler.name != "none":

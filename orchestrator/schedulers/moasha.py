@@ -53,6 +53,7 @@ class ParetoASHA(TrialScheduler):
         grace_period: First rung level, in units of time_attr.
         reduction_factor: Keep the best 1/reduction_factor at each rung.
         max_t: Fidelity at which trials finish by themselves; no rung at or above it.
+        brackets: Hyperband brackets (see `RungCore`); with >= 2 the last never stops a trial.
     """
 
     def __init__(
@@ -63,6 +64,7 @@ class ParetoASHA(TrialScheduler):
         grace_period: int = 1,
         reduction_factor: float = 3,
         max_t: int = 100,
+        brackets: int = 1,
     ):
         if not metrics or len(metrics) != len(modes):
             raise ValueError(
@@ -76,7 +78,7 @@ class ParetoASHA(TrialScheduler):
         self._modes = list(modes)
         self._goals = [_GOAL_OF_MODE[mode] for mode in modes]
         self._time_attr = time_attr
-        self._core = RungCore(grace_period, reduction_factor, max_t)
+        self._core = RungCore(grace_period, reduction_factor, max_t, brackets)
 
     @property
     def metrics(self) -> list[str]:
@@ -243,6 +245,7 @@ class ParetoASHA(TrialScheduler):
             "grace_period": core.grace_period,
             "reduction_factor": core.reduction_factor,
             "max_t": core.max_t,
+            "brackets": core.brackets,
         }
         return {"settings": settings, "state": self.state_dict()}
 

@@ -24,7 +24,7 @@ __all__ = ["CONTINUE", "STOP", "RungCore"]
 CONTINUE = "continue"
 STOP = "stop"
 
-_STATE_VERSION = 1
+_STATE_VERSION = 2
 
 # n / reduction_factor in floating point can land a hair above an integer
 # (11 / 1.1 == 10.000000000000002); without this, ceil() would keep one trial too many.
@@ -44,9 +44,14 @@ class RungCore:
         reduction_factor: Keep the best 1/reduction_factor at each rung (> 1).
         max_t: Fidelity at which trials finish by themselves (>= grace_period); no rung
             is placed at or above it.
+        brackets: Hyperband brackets (>= 1). Trials are dealt to brackets round-robin in
+            the order of their first report. With 1, every trial meets every rung (plain
+            ASHA). With B >= 2, bracket k < B - 1 judges at `levels[k:]` only (its first cut
+            comes later), and the last bracket never stops a trial, so a low fidelity that
+            misleads cannot ruin the search. Each bracket keeps its own rungs.
     """
 
-    def __init__(self, grace_period: int, reduction_factor: float, max_t: int):
+    def __init__(self, grace_period: int, reduction_factor: float, max_t: int, brackets: int = 1):
         if grace_period <= 0:
             raise ValueError(f"grace_period must be > 0, got {grace_period}")
         if reduction_factor <= 1:
@@ -55,6 +60,9 @@ class RungCore:
             raise ValueError(
                 f"max_t must be >= grace_period ({grace_period}), got {max_t}"
             )
+        if int(brackets) != brackets or brackets < 1:
+            raise ValueError(f"brackets must be an integer >= 1, got {brackets}")
+        self.brackets = int(brackets)
         self.grace_period = grace_period
         self.reduction_factor = float(reduction_factor)
         self.max_t = max_t
@@ -63,11 +71,24 @@ class RungCore:
         while level < max_t:
             self.levels.append(level)
             level *= self.reduction_factor
-        # Per rung, in arrival order (the order is the tie-break of promotion_order):
-        self._trial_ids: list[list[str]] = [[] for _ in self.levels]
-        self._points: list[list[list[float]]] = [[] for _ in self.levels]
-        self._recorded: list[set[str]] = [set() for _ in self.levels]
+        # Per bracket and rung, in arrival order (the order is the tie-break of promotion_order):
+        self._trial_ids: list[list[list[str]]] = [[[] for _ in self.levels] for _ in range(self.brackets)]
+        self._points: list[list[list[list[float]]]] = [[[] for _ in self.levels] for _ in range(self.brackets)]
+        self._recorded: list[list[set[str]]] = [[set() for _ in self.levels] for _ in range(self.brackets)]
+        self.bracket_of: dict[str, int] = {}
         self.stopped: dict[str, float] = {}
+
+    def first_rung(self, bracket: int) -> int:
+        """Index into `levels` of the bracket's first rung; len(levels) for a bracket that never stops."""
+        if self.brackets > 1 and bracket == self.brackets - 1:
+            return len(self.levels)
+        return min(bracket, len(self.levels))
+
+    def assign(self, trial_id: str) -> int:
+        """The trial's bracket, dealt round-robin at its first report."""
+        if trial_id not in self.bracket_of:
+            self.bracket_of[trial_id] = len(self.bracket_of) % self.brackets
+        return self.bracket_of[trial_id]
 
     def on_result(self, trial_id: str, t: float, point: np.ndarray | None) -> str:
         """Decides whether a trial goes on after one report.
@@ -94,23 +115,24 @@ class RungCore:
             return STOP
         if t >= self.max_t:
             return CONTINUE  # the trial finishes by itself
+        b = self.assign(trial_id)
         rung = self._rung_at(t)
-        if rung is None or trial_id in self._recorded[rung]:
+        if rung is None or rung < self.first_rung(b) or trial_id in self._recorded[b][rung]:
             return CONTINUE
         if point is None or not np.isfinite(np.asarray(point, dtype=float)).all():
             self.stopped[trial_id] = t
             return STOP
         values = [float(v) for v in np.asarray(point, dtype=float).reshape(-1)]
-        if self._points[rung] and len(values) != len(self._points[rung][0]):
+        if self._points[b][rung] and len(values) != len(self._points[b][rung][0]):
             raise ValueError(
                 f"trial {trial_id} reported {len(values)} objectives, "
-                f"the rung holds {len(self._points[rung][0])}"
+                f"the rung holds {len(self._points[b][rung][0])}"
             )
-        self._trial_ids[rung].append(trial_id)
-        self._points[rung].append(values)
-        self._recorded[rung].add(trial_id)
+        self._trial_ids[b][rung].append(trial_id)
+        self._points[b][rung].append(values)
+        self._recorded[b][rung].add(trial_id)
 
-        points = np.asarray(self._points[rung])  # [n, m], the new trial last
+        points = np.asarray(self._points[b][rung])  # [n, m], the new trial last
         n = len(points)
         # NOTE(surnn): Syne Tune 0.16's MOASHA (syne_tune/optimizer/schedulers/
         # multiobjective/moasha.py) ranks a rung with NonDominatedPriority, which returns
@@ -131,25 +153,28 @@ class RungCore:
 
     def rung_sizes(self) -> list[tuple[float, int]]:
         """(level, number of trials recorded) per rung, lowest first."""
-        return [(level, len(ids)) for level, ids in zip(self.levels, self._trial_ids)]
+        return [(level, sum(len(self._trial_ids[b][k]) for b in range(self.brackets)))
+                for k, level in enumerate(self.levels)]
 
     def state_dict(self) -> dict[str, Any]:
         """The whole state as plain JSON types, versioned.
 
         Returns:
-            {"version": 1, "grace_period", "reduction_factor", "max_t", "rungs":
-            [{"level", "trial_ids", "points"}, ...], "stopped": {trial_id: t}}; lists
-            keep arrival order.
+            {"version": 2, "grace_period", "reduction_factor", "max_t", "brackets",
+            "rungs": per bracket [{"level", "trial_ids", "points"}, ...], "bracket_of":
+            {trial_id: bracket}, "stopped": {trial_id: t}}; lists keep arrival order.
         """
         return {
             "version": _STATE_VERSION,
             "grace_period": self.grace_period,
             "reduction_factor": self.reduction_factor,
             "max_t": self.max_t,
-            "rungs": [
+            "brackets": self.brackets,
+            "rungs": [[
                 {"level": level, "trial_ids": list(ids), "points": [list(p) for p in pts]}
-                for level, ids, pts in zip(self.levels, self._trial_ids, self._points)
-            ],
+                for level, ids, pts in zip(self.levels, self._trial_ids[b], self._points[b])
+            ] for b in range(self.brackets)],
+            "bracket_of": dict(self.bracket_of),
             "stopped": dict(self.stopped),
         }
 
@@ -168,19 +193,18 @@ class RungCore:
                 f"unknown RungCore state version {state.get('version')!r} "
                 f"(this code reads version {_STATE_VERSION})"
             )
-        schedule = (state["grace_period"], float(state["reduction_factor"]), state["max_t"])
-        levels = [float(rung["level"]) for rung in state["rungs"]]
-        if schedule != (self.grace_period, self.reduction_factor, self.max_t) or (
-            levels != self.levels
-        ):
+        schedule = (state["grace_period"], float(state["reduction_factor"]), state["max_t"],
+                    state["brackets"])
+        levels = [float(rung["level"]) for rung in state["rungs"][0]] if state["rungs"] else []
+        mine = (self.grace_period, self.reduction_factor, self.max_t, self.brackets)
+        if schedule != mine or levels != self.levels:
             raise ValueError(
-                f"state is for grace_period, reduction_factor, max_t = {schedule} with "
-                f"rungs {levels}; this core has "
-                f"{(self.grace_period, self.reduction_factor, self.max_t)} with {self.levels}"
+                f"state is for grace_period, reduction_factor, max_t, brackets = {schedule} with "
+                f"rungs {levels}; this core has {mine} with {self.levels}"
             )
-        self._trial_ids = [list(rung["trial_ids"]) for rung in state["rungs"]]
-        self._points = [
-            [[float(v) for v in p] for p in rung["points"]] for rung in state["rungs"]
-        ]
-        self._recorded = [set(ids) for ids in self._trial_ids]
+        self._trial_ids = [[list(r["trial_ids"]) for r in rungs] for rungs in state["rungs"]]
+        self._points = [[[[float(v) for v in p] for p in r["points"]] for r in rungs]
+                        for rungs in state["rungs"]]
+        self._recorded = [[set(ids) for ids in rungs] for rungs in self._trial_ids]
+        self.bracket_of = {k: int(v) for k, v in state["bracket_of"].items()}
         self.stopped = dict(state["stopped"])

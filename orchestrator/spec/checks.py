@@ -46,6 +46,7 @@ def _check_structure(spec: SweepSpec) -> None:
     _check_objectives(spec)
     _check_search(spec.search)
     _check_scheduler(spec)
+    _check_budget(spec)
     _check_positive("resources_per_trial.cpu", spec.resources_per_trial.cpu, strict=True)
     _check_positive("resources_per_trial.gpu", spec.resources_per_trial.gpu)
     _check_positive("failure.max_failures_per_trial", spec.failure.max_failures_per_trial)
@@ -131,6 +132,21 @@ def _check_search(search: Search) -> None:
         raise SpecError("search.max_concurrent", f"must be >= 1 (got {search.max_concurrent})")
 
 
+def _check_budget(spec: SweepSpec) -> None:
+    budget = spec.search.budget
+    if budget is None:
+        return
+    if budget.epochs is None and budget.hours is None:
+        raise SpecError("search.budget", "give epochs and/or hours")
+    if budget.hours is not None and budget.hours <= 0:
+        raise SpecError("search.budget.hours", f"must be > 0 (got {budget.hours})")
+    if budget.epochs is not None:
+        for block in spec.task_blocks():
+            if budget.epochs < spec.max_t(block):
+                raise SpecError("search.budget.epochs", f"must be >= one trial's {spec.max_t(block)} epochs "
+                                f"(got {budget.epochs}){for_task(spec, block)}")
+
+
 def _check_scheduler(spec: SweepSpec) -> None:
     sched = spec.scheduler
     if isinstance(sched, NoScheduler):
@@ -139,6 +155,8 @@ def _check_scheduler(spec: SweepSpec) -> None:
         raise SpecError("scheduler.grace_period", f"must be >= 1 (got {sched.grace_period})")
     if sched.reduction_factor <= 1:
         raise SpecError("scheduler.reduction_factor", f"must be > 1 (got {sched.reduction_factor})")
+    if getattr(sched, "brackets", 1) < 1:
+        raise SpecError("scheduler.brackets", f"must be >= 1 (got {sched.brackets})")
     for block in spec.task_blocks():
         if sched.grace_period > spec.max_t(block):
             raise SpecError("scheduler.grace_period", f"must be <= epochs (got {sched.grace_period} > "

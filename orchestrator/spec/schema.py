@@ -118,12 +118,20 @@ class Constraint(_Model):
         return value - self.bound if self.op == "<=" else self.bound - value
 
 
+class Budget(_Model):
+    """Compute a sweep may spend: epochs summed over all its trials, and/or wall-clock hours."""
+
+    epochs: int | None = None            # >= one trial's epochs
+    hours: float | None = None           # > 0
+
+
 class Search(_Model):
     sampler: Literal["tpe", "nsga2", "gp", "random"] = "tpe"
     seed: int = 0
     num_trials: int                      # >= 1
     max_concurrent: int = 1              # >= 1
     constraints: list[Constraint] = []
+    budget: Budget | None = None         # stop starting trials when spent; running ones finish
 
 
 class NoScheduler(_Model):
@@ -143,6 +151,7 @@ class ParetoASHAScheduler(_Model):
     name: Literal["pareto_asha"]
     grace_period: int = 1                # epochs before the first cut, in [1, epochs]
     reduction_factor: float = 3.0        # keep 1/reduction_factor at each rung, > 1
+    brackets: int = 1                    # Hyperband brackets, >= 1; with >= 2 the last never stops a trial
 
     @property
     def scalarize(self) -> None:

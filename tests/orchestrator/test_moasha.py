@@ -157,7 +157,7 @@ def test_json_round_trip_keeps_next_decisions():
 def test_load_state_dict_rejects_unknown_version_and_other_schedule():
     state = RungCore(1, 2, 8).state_dict()
     with pytest.raises(ValueError, match="version"):
-        RungCore(1, 2, 8).load_state_dict({**state, "version": 2})
+        RungCore(1, 2, 8).load_state_dict({**state, "version": 99})
     with pytest.raises(ValueError, match="grace_period"):
         RungCore(1, 3, 8).load_state_dict(state)
 
@@ -357,3 +357,28 @@ def test_pareto_asha_rungs_survive_tuner_restore(ray_cluster, tmp_path):
         **expected,
     }
     assert {i: epoch for i, (_, epoch) in last.items()} == {0: MAX_T, **expected}
+
+
+def test_brackets_assign_round_robin_and_promote_as_worked_example():
+    # grace 1, rf 3, max_t 9: rungs at 1 and 3. Bracket 0 judges at 1 and 3, bracket 1 at 3
+    # only, bracket 2 (the last) never stops a trial. Points are minimisation.
+    core = RungCore(1, 3, 9, brackets=3)
+    assert core.on_result("a", 1, np.array([1.0, 1.0])) == CONTINUE   # bracket 0, first at rung 1
+    assert core.on_result("b", 1, np.array([5.0, 5.0])) == CONTINUE   # bracket 1: no rung at 1
+    assert core.on_result("c", 1, np.array([9.0, 9.0])) == CONTINUE   # bracket 2
+    assert core.on_result("d", 1, np.array([3.0, 3.0])) == STOP       # bracket 0: 2nd of 2, keep ceil(2/3)=1
+    assert core.on_result("e", 1, np.array([9.0, 9.0])) == CONTINUE   # bracket 1
+    assert core.bracket_of == {"a": 0, "b": 1, "c": 2, "d": 0, "e": 1}
+    assert core.on_result("b", 3, np.array([5.0, 5.0])) == CONTINUE   # bracket 1's first at rung 3
+    assert core.on_result("e", 3, np.array([6.0, 6.0])) == STOP       # dominated by b there
+    for t in (3, 8):                                                  # worst of all, never stopped
+        assert core.on_result("c", t, np.array([99.0, 99.0])) == CONTINUE
+    assert core.rung_sizes() == [(1.0, 2), (3.0, 2)]
+    restored = RungCore(1, 3, 9, brackets=3)
+    restored.load_state_dict(core.state_dict())
+    assert restored.on_result("f", 1, np.array([0.5, 0.5])) == core.on_result("f", 1, np.array([0.5, 0.5]))
+    assert restored.bracket_of["f"] == 2                               # round-robin continues after restore
+    with pytest.raises(ValueError, match="brackets"):
+        RungCore(1, 3, 9, brackets=1).load_state_dict(core.state_dict())
+    with pytest.raises(ValueError, match="brackets"):
+        RungCore(1, 3, 9, brackets=0)

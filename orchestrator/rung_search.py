@@ -1,0 +1,118 @@
+"""Rung-aware sampling: the sampler learns from every trial at the rung it reached.
+
+In a multi-objective study a trial that successive halving stopped is PRUNED and carries no
+values, so TPE, GP and NSGA-II learn only from the few full-budget trials. Here, as in BOHB /
+MO-BOHB and SMAC's multi-fidelity facade, a shadow in-memory Optuna study is kept per rung
+(each epoch milestone of the scheduler, and the full budget): every trial that reaches a rung
+is told COMPLETE there with its objective values at that rung. A new point is asked from the
+shadow study of the highest rung holding at least 2d+1 trials (d parameters); a fraction of
+points, and every point before any rung holds enough, are random.
+
+The main study (RDB, what the front, `optuna-dashboard` and resume read) is unchanged: the
+searcher enqueues the chosen point there and Ray's OptunaSearch asks it as before.
+`RungModels` is Ray-free; `RungOptunaSearch` is the Ray searcher. Both pickle whole (studies,
+samplers and their random state included), which is how Ray's `Searcher.save`/`restore`
+carry them through `--resume`.
+"""
+from __future__ import annotations
+
+import random
+
+import optuna
+from ray.tune.search import Searcher
+
+from orchestrator.search import ParetoOptunaSearch
+
+
+class RungModels:
+    """One shadow study per rung level; proposes the next point.
+
+    Args:
+        space: name -> optuna distribution.
+        directions: "minimize"/"maximize" per objective.
+        make_sampler: () -> a fresh sampler (one per rung study).
+        levels: rung levels (fidelity values), the full budget included.
+        seed: seeds the random share of suggestions.
+        random_fraction: share of suggestions drawn at random even when a model is ready.
+    """
+
+    def __init__(self, space, directions, make_sampler, levels, seed: int, random_fraction: float = 1 / 6):
+        self.space = dict(space)
+        self.levels = sorted(float(v) for v in levels)
+        self.min_points = 2 * len(self.space) + 1
+        self.random_fraction = random_fraction
+        self._rng = random.Random(seed)
+        self.studies = {lv: optuna.create_study(directions=list(directions), sampler=make_sampler())
+                        for lv in self.levels}
+        self._random = optuna.create_study(directions=list(directions),
+                                           sampler=optuna.samplers.RandomSampler(seed=seed))
+        self._seen: dict[float, set[str]] = {lv: set() for lv in self.levels}
+
+    def observe(self, key: str, params: dict, t: float, values: list[float]) -> bool:
+        """Records a trial's values at rung t (once per trial and rung); False if t is no rung."""
+        t = float(t)
+        if t not in self.studies or key in self._seen[t]:
+            return False
+        self._seen[t].add(key)
+        self.studies[t].add_trial(optuna.trial.create_trial(
+            params={n: params[n] for n in self.space}, distributions=self.space,
+            values=[float(v) for v in values]))
+        return True
+
+    def observations(self, level: float) -> list[tuple[dict, list[float]]]:
+        """(params, values) told COMPLETE at a rung, in arrival order."""
+        done = self.studies[float(level)].get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+        return [(t.params, list(t.values)) for t in done]
+
+    def model_level(self) -> float | None:
+        """The highest rung holding >= 2d+1 observations, or None."""
+        ready = [lv for lv in self.levels if len(self._seen[lv]) >= self.min_points]
+        return ready[-1] if ready else None
+
+    def propose(self) -> tuple[dict, float | None]:
+        """(params, level whose model proposed them, None for a random point)."""
+        level = self.model_level()
+        draw = self._rng.random()
+        study = self.studies[level] if level is not None and draw >= self.random_fraction else self._random
+        trial = study.ask(fixed_distributions=self.space)
+        params = dict(trial.params)
+        # the asked trial is no observation; FAIL keeps it out of every sampler's model
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        return params, (level if study is not self._random else None)
+
+
+class RungOptunaSearch(ParetoOptunaSearch):
+    """ParetoOptunaSearch whose points come from `RungModels` fed with every rung's results."""
+
+    def __init__(self, *, levels, make_rung_sampler, seed: int, **kwargs):
+        super().__init__(**kwargs)
+        directions = ["maximize" if m == "max" else "minimize" for m in self._mode]
+        self._rungs = RungModels(self._space, directions, make_rung_sampler,
+                                 [*levels, self._full_budget], seed)
+
+    def suggest(self, trial_id: str):
+        if trial_id not in self._ot_trials and self.budget_spent():
+            return Searcher.FINISHED
+        if trial_id not in self._ot_trials:
+            params, _ = self._rungs.propose()
+            self._ot_study.enqueue_trial(params, skip_if_exists=False)
+        return super().suggest(trial_id)
+
+    def on_trial_result(self, trial_id: str, result: dict):
+        self._observe(trial_id, result)
+        super().on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        if result and not error:
+            self._observe(trial_id, result)
+        super().on_trial_complete(trial_id, result=result, error=error)
+
+    def _observe(self, trial_id: str, result: dict) -> None:
+        trial = self._ot_trials.get(trial_id)
+        if trial is None or self._time_attr not in result:
+            return
+        try:
+            values = [float(result[m]) for m in self._metric]
+        except (KeyError, TypeError, ValueError):
+            return
+        self._rungs.observe(trial_id, trial.params, result[self._time_attr], values)

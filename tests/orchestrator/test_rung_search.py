@@ -1,0 +1,88 @@
+"""Rung-aware sampling: real Optuna studies (SQLite main study) behind the Ray searcher."""
+import optuna
+import pytest
+
+from orchestrator.rung_search import RungOptunaSearch
+from orchestrator.search import make_sampler
+
+SPACE = {"x": optuna.distributions.FloatDistribution(0.0, 1.0),
+         "y": optuna.distributions.FloatDistribution(0.0, 1.0)}
+
+
+def _searcher(tmp_path, sampler="tpe"):
+    return RungOptunaSearch(
+        levels=[1, 3], seed=3, make_rung_sampler=lambda: make_sampler(sampler, 3, False, 8),
+        sampler=optuna.samplers.RandomSampler(seed=3), space=SPACE, metric=["acc", "rate"], mode=["max", "min"],
+        storage=optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/s.db"), study_name="s",
+        full_budget=9, time_attr="epoch")
+
+
+def _values(cfg, epoch):
+    return {"acc": cfg["x"] * epoch / 9, "rate": cfg["y"] + 0.1 / epoch, "epoch": epoch}
+
+
+def test_rung_models_see_the_values_reported_at_each_rung(tmp_path):
+    s = _searcher(tmp_path)
+    cfg = s.suggest("t0")
+    for epoch in (1, 2, 3):
+        s.on_trial_result("t0", _values(cfg, epoch))
+    s.on_trial_complete("t0", _values(cfg, 3))          # stopped at epoch 3
+    at1, at3 = s._rungs.observations(1), s._rungs.observations(3)
+    assert at1 == [(cfg, [pytest.approx(cfg["x"] / 9), pytest.approx(cfg["y"] + 0.1)])]
+    assert at3 == [(cfg, [pytest.approx(cfg["x"] / 3), pytest.approx(cfg["y"] + 0.1 / 3)])]
+    assert s._rungs.observations(9) == []
+    main = s._ot_study.get_trials()
+    assert [t.state for t in main] == [optuna.trial.TrialState.PRUNED]
+    assert main[0].params == cfg                          # the main study holds the rung model's point
+
+
+def _feed(s, n):
+    """n trials, each stopped at epoch 1 except every third, which reaches epoch 3."""
+    for i in range(n):
+        cfg = s.suggest(f"t{i}")
+        last = 3 if i % 3 == 0 else 1
+        for epoch in range(1, last + 1):
+            s.on_trial_result(f"t{i}", _values(cfg, epoch))
+        s.on_trial_complete(f"t{i}", _values(cfg, last))
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "nsga2"])
+def test_next_suggestion_after_restore_equals_the_one_without(tmp_path, sampler):
+    s = _searcher(tmp_path, sampler)
+    _feed(s, 12)
+    assert s._rungs.model_level() == 1.0                  # 12 >= 2d+1 = 5 at rung 1; 4 < 5 at rung 3
+    s.save(str(tmp_path / "ckpt"))
+    expected = [s.suggest("next"), s.suggest("next2")]
+    (tmp_path / "b").mkdir()
+    restored = _searcher(tmp_path / "b", sampler)
+    fresh_first = _searcher(tmp_path / "b", sampler)._rungs.propose()[0]
+    restored.restore(str(tmp_path / "ckpt"))
+    assert len(restored._rungs.observations(1)) == 12 and len(restored._rungs.observations(3)) == 4
+    assert [restored.suggest("next"), restored.suggest("next2")] == expected
+    assert fresh_first != expected[0]                     # without the saved state the point differs
+
+
+def test_points_come_from_the_highest_rung_with_enough_observations(tmp_path):
+    s = _searcher(tmp_path)
+    assert s._rungs.model_level() is None                 # nothing yet: random points
+    _feed(s, 15)                                          # rung 3 gets trials 0, 3, 6, 9, 12: 5 = 2d+1
+    assert s._rungs.model_level() == 3.0
+
+
+def test_an_epoch_budget_stops_new_trials_and_lets_running_ones_finish(tmp_path):
+    from ray.tune.search import Searcher
+
+    s = _searcher(tmp_path)
+    s._budget_epochs = 12                                   # as search.budget: {epochs: 12} sets it
+    a, b = s.suggest("a"), s.suggest("b")
+    for epoch in range(1, 7):                               # 6 + 6 = 12 epochs: spent
+        s.on_trial_result("a", _values(a, epoch))
+        s.on_trial_result("b", _values(b, epoch))
+    assert s.budget_used() == "12/12 epochs"
+    assert s.suggest("c") is Searcher.FINISHED
+    for epoch in (7, 8, 9):                                 # the running trials go on to the full budget
+        s.on_trial_result("a", _values(a, epoch))
+    s.on_trial_complete("a", _values(a, 9))
+    states = [t.state for t in s._ot_study.get_trials()]
+    assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING]
+    assert s.budget_used() == "15/12 epochs"
