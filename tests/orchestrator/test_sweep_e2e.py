@@ -157,9 +157,15 @@ def test_failing_and_flaky_trials(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
-def test_resume_after_the_driver_is_stopped(tmp_path, sig):
-    spec = write_spec(tmp_path, search={"num_trials": 6, "max_concurrent": 2}, scheduler="none")
+@pytest.mark.parametrize("sig, rung_aware", [(signal.SIGINT, False), (signal.SIGKILL, False),
+                                             (signal.SIGKILL, True)], ids=["SIGINT", "SIGKILL", "SIGKILL-tpe-asha"])
+def test_resume_after_the_driver_is_stopped(tmp_path, sig, rung_aware):
+    # rung_aware: tpe with pareto_asha, so the searcher is RungOptunaSearch and its rung studies
+    # and the scheduler's rungs must come back with the driver
+    if rung_aware:
+        spec = write_spec(tmp_path, search={"sampler": "tpe", "num_trials": 6, "max_concurrent": 2})
+    else:
+        spec = write_spec(tmp_path, search={"num_trials": 6, "max_concurrent": 2}, scheduler="none")
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator.sweep", str(spec)], cwd=tmp_path,
                             env=sweep_env(tmp_path, epoch_seconds=1.0), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -168,7 +174,8 @@ def test_resume_after_the_driver_is_stopped(tmp_path, sig):
     while time.time() < deadline:   # wait until some trials finished and others run
         if state.exists():
             trials = json.loads(state.read_text())["trials"].values()
-            if sum(t["status"] == "completed" for t in trials) >= 2 and any(t["status"] == "running" for t in trials):
+            if (sum(t["status"] in ("completed", "stopped") for t in trials) >= 2
+                    and any(t["status"] == "running" for t in trials)):
                 break
         time.sleep(0.5)
     else:
@@ -183,7 +190,7 @@ def test_resume_after_the_driver_is_stopped(tmp_path, sig):
     if sig == signal.SIGKILL:   # the driver's Ray processes outlive it; end them as a crash would
         subprocess.run(["pkill", "-9", "-s", str(proc.pid)], check=False)
     before = json.loads(state.read_text())["trials"]
-    done_before = {tid: t["run_id"] for tid, t in before.items() if t["status"] == "completed"}
+    done_before = {tid: t["run_id"] for tid, t in before.items() if t["status"] in ("completed", "stopped")}
 
     resumed = run_sweep(tmp_path, str(spec), "--resume", epoch_seconds=0.05)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -198,13 +205,18 @@ def test_resume_after_the_driver_is_stopped(tmp_path, sig):
     for tid, run_id in done_before.items():   # finished trials were not rerun
         assert by_id[tid].info.run_id == run_id
         steps = [m.step for m in client.get_metric_history(run_id, "val_accuracy")]
-        assert steps == [1, 2, 3, 4]
-    assert sum(c.data.tags["sweep.status"] == "completed" for c in children) == 6
+        full = by_id[tid].data.tags["sweep.status"] == "completed"
+        assert steps == ([1, 2, 3, 4] if full else list(range(1, len(steps) + 1))) and steps
+    statuses = [c.data.tags["sweep.status"] for c in children]
+    assert statuses.count("completed") + statuses.count("stopped") == 6
+    assert rung_aware or statuses.count("stopped") == 0
     import optuna
 
     study = optuna.load_study(study_name="toy", storage=f"sqlite:///{tmp_path}/optuna.db")
     states = [t.state.name for t in study.trials]
-    assert states.count("COMPLETE") == 6 and "RUNNING" not in states
+    assert "RUNNING" not in states
+    assert states.count("COMPLETE") == statuses.count("completed")
+    assert states.count("PRUNED") == statuses.count("stopped")
 
 
 @pytest.mark.slow
