@@ -1,0 +1,27 @@
+"""The experiment scripts run end to end on tiny settings (no accuracy asserted: that is the
+long-silence test's job)."""
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_delayed_recall_experiment_prints_its_table_and_writes_a_png(tmp_path):
+    plot = tmp_path / "recall.png"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "delayed_recall.py"), "--silences", "10", "30",
+         "--seeds", "0", "--models", "GRU", "suGRU event (default)", "--plot", str(plot)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ") and "silence" not in line
+            and not line.startswith("|---")]
+    assert len(rows) == 4, proc.stdout          # 2 models x 2 silences
+    assert all(row.split("|")[2].strip() in ("10", "30") for row in rows)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_delayed_recall_experiment_rejects_an_unknown_model(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "delayed_recall.py"), "--models", "LSTM9"],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 2 and "--models" in proc.stderr
