@@ -3,7 +3,6 @@ with passwords planted in the tracking URI and in a fixed setting, then every pa
 artifact, stored byte and console line searched for them."""
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -11,9 +10,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from netutil import free_port
+from test_sweep_e2e import run_sweep, sweep_env, write_spec
 
 from orchestrator.secrets import redact
-from test_sweep_e2e import run_sweep, sweep_env, write_spec
 
 TRACKING_PW, SETTING_PW = "Pl4ntedTrackingPw", "Pl4ntedSettingPw"
 
@@ -50,15 +50,9 @@ def test_a_bad_ray_address_is_one_line_without_its_password(tmp_path, address):
     assert SETTING_PW not in proc.stdout + proc.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def mlflow_server(tmp_path):
-    port = _free_port()
+    port = free_port()
     store = tmp_path / "server"
     store.mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{store}/mlflow.db",
