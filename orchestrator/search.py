@@ -168,12 +168,20 @@ def make_searcher(spec, objectives, block_max_t: int, study_name: str, storage_u
         space=distributions(spec.parameters), metric=metrics, mode=modes,
         storage=optuna.storages.RDBStorage(storage_url), study_name=study_name,
         full_budget=block_max_t, time_attr=time_attr, constraints=search.constraints, budget=search.budget)
-    levels = rung_levels(spec.scheduler, block_max_t)
-    if levels and search.sampler in RUNG_AWARE:
+    return searcher_for(search.sampler, search.seed, rung_levels(spec.scheduler, block_max_t), population,
+                        constrained, **common)
+
+
+def searcher_for(sampler: str, seed: int, levels, population: int, constrained: bool = False, **common):
+    """RungOptunaSearch for a model-based sampler with rung `levels`, else ParetoOptunaSearch.
+
+    `common`: the keyword arguments of ParetoOptunaSearch (space, metric, mode, full_budget, ...).
+    """
+    if levels and sampler in RUNG_AWARE:
         from orchestrator.rung_search import RungOptunaSearch
 
         # the main study only stores; the rung models choose every point
         return RungOptunaSearch(
-            levels=levels, seed=search.seed, sampler=optuna.samplers.RandomSampler(seed=search.seed),
-            make_rung_sampler=lambda: make_sampler(search.sampler, search.seed, False, population), **common)
-    return ParetoOptunaSearch(sampler=make_sampler(search.sampler, search.seed, constrained, population), **common)
+            levels=levels, seed=seed, sampler=optuna.samplers.RandomSampler(seed=seed),
+            make_rung_sampler=lambda: make_sampler(sampler, seed, False, population), **common)
+    return ParetoOptunaSearch(sampler=make_sampler(sampler, seed, constrained, population), **common)
