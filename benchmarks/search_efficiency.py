@@ -19,6 +19,7 @@ Methods (`--methods`, comma-separated), each run once per seed:
 * `SAMPLER` (random, tpe, gp, nsga2): that sampler, no early stopping: every trial runs all epochs.
 * `SAMPLER_asha`, `SAMPLER_asha_bN`: with `pareto_asha` (`--grace`, `--rf`, N brackets, default 1);
   a model-based sampler is then rung-aware (`RungOptunaSearch`: one shadow study per rung).
+  `..._bN_rr`: trials dealt to brackets round-robin instead of by budget (`RungCore.assign`).
 * `SAMPLER_asha_pruned`: with pareto_asha, but the sampler learns only from the main study
   (full-budget trials COMPLETE, stopped ones PRUNED), as before rung-aware sampling.
 
@@ -58,6 +59,7 @@ import optuna
 
 from orchestrator import pareto
 from orchestrator.runner import make_scheduler
+from orchestrator.schedulers.moasha import ParetoASHA
 from orchestrator.search import distributions, nsga2_population, rung_levels, searcher_for
 from orchestrator.spec.schema import ParetoASHAScheduler, Search, SweepSpec
 from surnn.trainable import FIDELITY, TrainableImportError, load_trainable
@@ -84,18 +86,20 @@ def parse_method(method: str, grace: int, rf: float) -> tuple[str, object, bool]
     if not rest:
         return sampler, SimpleNamespace(name="none"), False
     parts = rest.split("_")
-    if parts[0] != "asha" or len(parts) > 3:
+    if parts[0] != "asha" or len(parts) > 4:
         raise ValueError(f"--methods: unknown method {method!r}")
-    brackets, rung_aware = 1, True
+    brackets, rung_aware, deal = 1, True, "budget"
     for part in parts[1:]:
         if part == "pruned":
             rung_aware = False
+        elif part == "rr":
+            deal = "round_robin"
         elif part.startswith("b") and part[1:].isdigit() and int(part[1:]) >= 1:
             brackets = int(part[1:])
         else:
             raise ValueError(f"--methods: unknown method {method!r}")
-    return sampler, ParetoASHAScheduler(name="pareto_asha", grace_period=grace, reduction_factor=rf,
-                                        brackets=brackets), rung_aware
+    sch = ParetoASHAScheduler(name="pareto_asha", grace_period=grace, reduction_factor=rf, brackets=brackets)
+    return sampler, SimpleNamespace(**sch.model_dump(), deal=deal), rung_aware
 
 
 def describe(method: str, grace: int, rf: float) -> str:
@@ -114,6 +118,10 @@ def make_search(problem, method: str, seed: int, budget: int, grace: int, rf: fl
     modes = [mode for _, mode, _ in problem.objectives]
     objectives = [SimpleNamespace(metric=m, mode=mode) for m, mode in zip(metrics, modes)]
     scheduler = make_scheduler(SimpleNamespace(scheduler=sch), objectives, problem.epochs)
+    if getattr(sch, "deal", "budget") != "budget":    # round-robin dealing: not a spec setting
+        scheduler = ParetoASHA(metrics, modes, time_attr=FIDELITY, grace_period=sch.grace_period,
+                               reduction_factor=sch.reduction_factor, max_t=problem.epochs,
+                               brackets=sch.brackets, deal=sch.deal)
     levels = rung_levels(sch, problem.epochs) if rung_aware else []
     searcher = searcher_for(sampler, seed, levels, nsga2_population(budget // problem.epochs * 3),
                             space=distributions(problem.parameters), metric=metrics, mode=modes,
@@ -177,7 +185,9 @@ def simulate(problem, method: str, seed: int, budget: int, max_concurrent: int, 
         if spent < budget:
             launch(now)
     rungs = [(int(level), n) for level, n in scheduler._core.rung_sizes()] if scheduler else []
-    return {"trajectory": trajectory, "spent": spent, **counts, "rungs": rungs, "stopped_at": stopped_at}
+    proposed = dict(searcher._rungs.proposed) if hasattr(searcher, "_rungs") else {}
+    return {"trajectory": trajectory, "spent": spent, **counts, "rungs": rungs, "stopped_at": stopped_at,
+            "proposed_from": proposed}
 
 
 def hv_at(trajectory, budget: int) -> float:

@@ -18,9 +18,10 @@ Shipped (`--problem benchmarks.search_problems:NAME`):
   additive offset for every trial (offset 1.0 exp(-epoch / (epochs / 6))), so the ranking at
   every epoch is the final ranking, up to the report noise (sd 0.01).
 * `crossing`: low fidelity that misleads. The same front plus a `speed` parameter: a trial
-  with speed s approaches its final f2 at rate 0.1 + 0.9 s per epoch (of 27), from 1.5 above,
-  but ends 0.5 s worse: fast learners look best at the first rungs (at epoch 3 s = 1 leads
-  s = 0 by 0.5) and end dominated (the best final speed is about 0.2).
+  with speed s reports f2 + s + 2 (1 - s)(1 - epoch / epochs): a fast learner (s = 1) is at
+  its final f2 + 1 from the first epoch, a slow one (s = 0) starts 2 above f2 and ends at f2.
+  The ranking by s is reversed until half the epochs: every rung of pareto_asha below that
+  promotes the trials that end dominated.
 * `dtlz2`: three objectives (DTLZ2's spherical front, 2 position and 3 distance variables),
   each approaching its final value by the same factor (1 + 0.5 exp(-epoch / (epochs / 6)))
   for every trial: informative, like `zdt1`.
@@ -116,13 +117,12 @@ class ZDT1(Problem):
 class Crossing(Problem):
     name = "crossing"
     parameters = {**_unit("x1", "x2", "x3", "x4"), "speed": FloatParam(type="float", low=0.0, high=1.0)}
-    objectives = [("f1", "min", 1.1), ("f2", "min", 3.7)]
+    objectives = [("f1", "min", 1.1), ("f2", "min", 4.1)]
 
     def values(self, p: dict, epoch: int) -> list[float]:
         f1, f2 = _zdt1(p["x1"], [p["x2"], p["x3"], p["x4"]])
         s = float(p["speed"])
-        rate = (0.1 + 0.9 * s) * 27.0 / self.epochs
-        return [f1, f2 + 0.5 * s + 1.5 * math.exp(-rate * epoch)]
+        return [f1, f2 + 1.0 * s + 2.0 * (1.0 - s) * (1.0 - epoch / self.epochs)]
 
 
 class DTLZ2(Problem):

@@ -7,18 +7,29 @@ import time
 from ray import tune
 
 
-class ConsoleView(tune.Callback):
-    """One status line: trials running / done / stopped / failed, the front, elapsed time.
+def _hms(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
+
+class ConsoleView(tune.Callback):
+    """One status line: trials running / done / stopped / failed, the front, elapsed time,
+    the budget used and an ETA.
+
+    The budget comes from `searcher` (`ParetoOptunaSearch`: epochs summed over trials, and the
+    share of `search.budget` spent); the ETA is the elapsed time scaled by what is left of
+    the budget, or, without a budget, of `num_trials` (finished trials against the total).
     On a terminal the line is redrawn in place; elsewhere (CI, logs) a line is printed at most
     every `interval` seconds and whenever a trial finishes.
     """
 
-    def __init__(self, tracker, title: str, interval: float = 10.0, stream=None):
+    def __init__(self, tracker, title: str, interval: float = 10.0, stream=None, searcher=None,
+                 num_trials: int | None = None, clock=time.time):
         self.tracker, self.title, self.interval = tracker, title, interval
         self.stream = stream
+        self.searcher, self.num_trials, self.clock = searcher, num_trials, clock
         self._last = 0.0
-        self._start = time.time()
+        self._start = clock()
 
     def __getstate__(self):
         return {**self.__dict__, "stream": None}
@@ -29,10 +40,27 @@ class ConsoleView(tune.Callback):
     def line(self) -> str:
         c = self.tracker.counts()
         fr = self.tracker.front()
-        elapsed = time.strftime("%H:%M:%S", time.gmtime(time.time() - self._start))
-        return (f"[{self.title} {elapsed}] running {c.get('running', 0)} | done {c.get('completed', 0)} | "
+        seconds = self.clock() - self._start
+        return (f"[{self.title} {_hms(seconds)}] running {c.get('running', 0)} | done {c.get('completed', 0)} | "
                 f"stopped {c.get('stopped', 0)} | failed {c.get('failed', 0)} | "
-                f"front {fr['size']} | hypervolume {fr['hypervolume']:.4g}")
+                f"front {fr['size']} | hypervolume {fr['hypervolume']:.4g}{self._progress(c, seconds)}")
+
+    def _progress(self, counts: dict, seconds: float) -> str:
+        """' | budget ... | ETA h:mm:ss' from the searcher's budget, else from the trial count."""
+        fraction, used = None, ""
+        if self.searcher is not None and hasattr(self.searcher, "budget_fraction"):
+            fraction = self.searcher.budget_fraction()
+            used = self.searcher.budget_used() or f"{self.searcher.epochs_used():g} epochs"
+        if fraction is None and self.num_trials:
+            ended = sum(counts.get(k, 0) for k in ("completed", "stopped", "failed"))
+            fraction = ended / self.num_trials
+            used = f"{used}, " if used else ""
+            used += f"{ended}/{self.num_trials} trials"
+        if not used:
+            return ""
+        eta = "ETA --" if not fraction else \
+            ("ETA 0:00:00 (finishing)" if fraction >= 1 else f"ETA {_hms(seconds * (1 - fraction) / fraction)}")
+        return f" | budget {used} | {eta}"
 
     def _show(self, force: bool = False) -> None:
         now = time.time()

@@ -47,6 +47,7 @@ class RungModels:
         self._random = optuna.create_study(directions=list(directions),
                                            sampler=optuna.samplers.RandomSampler(seed=seed))
         self._seen: dict[float, set[str]] = {lv: set() for lv in self.levels}
+        self.proposed: dict[str, int] = {}   # "random" or the rung level -> points proposed from it
 
     def observe(self, key: str, params: dict, t: float, values: list[float]) -> bool:
         """Records a trial's values at rung t (once per trial and rung); False if t is no rung."""
@@ -78,7 +79,10 @@ class RungModels:
         params = dict(trial.params)
         # the asked trial is no observation; FAIL keeps it out of every sampler's model
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        return params, (level if study is not self._random else None)
+        source = level if study is not self._random else None
+        key = "random" if source is None else f"{source:g}"
+        self.proposed[key] = self.proposed.get(key, 0) + 1
+        return params, source
 
 
 class RungOptunaSearch(ParetoOptunaSearch):

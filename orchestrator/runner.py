@@ -122,13 +122,15 @@ def run_plan(spec, block, plan, tracking_uri: str, resume: bool) -> dict:
     else:
         budget = FailureBudget(spec.failure.max_failed_trials)
         scheduler = make_scheduler(spec, objectives, plan.max_t)
-        callbacks = [tracker, budget, ConsoleView(tracker, plan.experiment_name)]
+        searcher = make_searcher(spec, objectives, plan.max_t, plan.study_name, plan.study_storage)
+        callbacks = [tracker, budget, ConsoleView(tracker, plan.experiment_name, searcher=searcher,
+                                                  num_trials=spec.search.num_trials)]
         if hasattr(scheduler, "state_callback"):   # carries the rungs through Tuner.restore
             callbacks.append(scheduler.state_callback())
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
-                search_alg=make_searcher(spec, objectives, plan.max_t, plan.study_name, plan.study_storage),
+                search_alg=searcher,
                 scheduler=scheduler, num_samples=spec.search.num_trials,
                 max_concurrent_trials=spec.search.max_concurrent, reuse_actors=True),
             run_config=tune.RunConfig(

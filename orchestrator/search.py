@@ -79,6 +79,19 @@ class ParetoOptunaSearch(OptunaSearch):
         self._started = time.time()             # the sweep's first start: hours count across resumes
         self._budget_said = False
 
+    def epochs_used(self) -> float:
+        """Epochs summed over every trial so far (what an epoch budget counts)."""
+        return float(sum(self._epochs.values()))
+
+    def budget_fraction(self) -> float | None:
+        """The share of the budget spent, the larger of epochs and hours; None without a budget."""
+        parts = []
+        if self._budget_epochs is not None:
+            parts.append(self.epochs_used() / self._budget_epochs)
+        if self._budget_hours is not None:
+            parts.append((time.time() - self._started) / (3600 * self._budget_hours))
+        return max(parts) if parts else None
+
     def budget_used(self) -> str:
         """'E/N epochs, h/H h' for the parts of the budget that are set ('' without a budget)."""
         parts = []

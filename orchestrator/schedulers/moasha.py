@@ -54,6 +54,8 @@ class ParetoASHA(TrialScheduler):
         reduction_factor: Keep the best 1/reduction_factor at each rung.
         max_t: Fidelity at which trials finish by themselves; no rung at or above it.
         brackets: Hyperband brackets (see `RungCore`); with >= 2 the last never stops a trial.
+        deal: How trials are dealt to brackets: "budget" (about equal epochs per bracket) or
+            "round_robin" (see `RungCore.assign`).
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class ParetoASHA(TrialScheduler):
         reduction_factor: float = 3,
         max_t: int = 100,
         brackets: int = 1,
+        deal: str = "budget",
     ):
         if not metrics or len(metrics) != len(modes):
             raise ValueError(
@@ -78,7 +81,7 @@ class ParetoASHA(TrialScheduler):
         self._modes = list(modes)
         self._goals = [_GOAL_OF_MODE[mode] for mode in modes]
         self._time_attr = time_attr
-        self._core = RungCore(grace_period, reduction_factor, max_t, brackets)
+        self._core = RungCore(grace_period, reduction_factor, max_t, brackets, deal)
 
     @property
     def metrics(self) -> list[str]:
@@ -246,6 +249,7 @@ class ParetoASHA(TrialScheduler):
             "reduction_factor": core.reduction_factor,
             "max_t": core.max_t,
             "brackets": core.brackets,
+            "deal": core.deal,
         }
         return {"settings": settings, "state": self.state_dict()}
 

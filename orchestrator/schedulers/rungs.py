@@ -44,14 +44,15 @@ class RungCore:
         reduction_factor: Keep the best 1/reduction_factor at each rung (> 1).
         max_t: Fidelity at which trials finish by themselves (>= grace_period); no rung
             is placed at or above it.
-        brackets: Hyperband brackets (>= 1). Trials are dealt to brackets round-robin in
+        brackets: Hyperband brackets (>= 1). Trials are dealt to brackets (see `assign`) in
             the order of their first report. With 1, every trial meets every rung (plain
             ASHA). With B >= 2, bracket k < B - 1 judges at `levels[k:]` only (its first cut
             comes later), and the last bracket never stops a trial, so a low fidelity that
             misleads cannot ruin the search. Each bracket keeps its own rungs.
     """
 
-    def __init__(self, grace_period: int, reduction_factor: float, max_t: int, brackets: int = 1):
+    def __init__(self, grace_period: int, reduction_factor: float, max_t: int, brackets: int = 1,
+                 deal: str = "budget"):
         if grace_period <= 0:
             raise ValueError(f"grace_period must be > 0, got {grace_period}")
         if reduction_factor <= 1:
@@ -62,6 +63,9 @@ class RungCore:
             )
         if int(brackets) != brackets or brackets < 1:
             raise ValueError(f"brackets must be an integer >= 1, got {brackets}")
+        if deal not in ("budget", "round_robin"):
+            raise ValueError(f"deal must be 'budget' or 'round_robin', got {deal!r}")
+        self.deal = deal
         self.brackets = int(brackets)
         self.grace_period = grace_period
         self.reduction_factor = float(reduction_factor)
@@ -84,10 +88,31 @@ class RungCore:
             return len(self.levels)
         return min(bracket, len(self.levels))
 
+    def bracket_cost(self, bracket: int) -> float:
+        """Expected epochs of one trial of the bracket: its rungs cut to 1/reduction_factor each."""
+        levels = self.levels[self.first_rung(bracket):]
+        cost, kept, previous = 0.0, 1.0, 0.0
+        for level in [*levels, float(self.max_t)]:
+            cost += kept * (level - previous)
+            kept, previous = kept / self.reduction_factor, level
+        return cost
+
     def assign(self, trial_id: str) -> int:
-        """The trial's bracket, dealt round-robin at its first report."""
+        """The trial's bracket, dealt at its first report.
+
+        `deal="budget"` (Hyperband's rule): to the bracket whose expected spend, (trials + 1) x
+        `bracket_cost`, is lowest (ties to the lower bracket), so every bracket gets about the
+        same epochs and the bracket that never stops gets the fewest trials. "round_robin": in turn.
+        """
         if trial_id not in self.bracket_of:
-            self.bracket_of[trial_id] = len(self.bracket_of) % self.brackets
+            if self.deal == "round_robin":
+                self.bracket_of[trial_id] = len(self.bracket_of) % self.brackets
+            else:
+                dealt = [0] * self.brackets
+                for b in self.bracket_of.values():
+                    dealt[b] += 1
+                spend = [(dealt[b] + 1) * self.bracket_cost(b) for b in range(self.brackets)]
+                self.bracket_of[trial_id] = min(range(self.brackets), key=lambda b: (spend[b], b))
         return self.bracket_of[trial_id]
 
     def on_result(self, trial_id: str, t: float, point: np.ndarray | None) -> str:
@@ -174,6 +199,7 @@ class RungCore:
                 {"level": level, "trial_ids": list(ids), "points": [list(p) for p in pts]}
                 for level, ids, pts in zip(self.levels, self._trial_ids[b], self._points[b])
             ] for b in range(self.brackets)],
+            "deal": self.deal,
             "bracket_of": dict(self.bracket_of),
             "stopped": dict(self.stopped),
         }
@@ -194,12 +220,12 @@ class RungCore:
                 f"(this code reads version {_STATE_VERSION})"
             )
         schedule = (state["grace_period"], float(state["reduction_factor"]), state["max_t"],
-                    state["brackets"])
+                    state["brackets"], state.get("deal", "round_robin"))
         levels = [float(rung["level"]) for rung in state["rungs"][0]] if state["rungs"] else []
-        mine = (self.grace_period, self.reduction_factor, self.max_t, self.brackets)
+        mine = (self.grace_period, self.reduction_factor, self.max_t, self.brackets, self.deal)
         if schedule != mine or levels != self.levels:
             raise ValueError(
-                f"state is for grace_period, reduction_factor, max_t, brackets = {schedule} with "
+                f"state is for grace_period, reduction_factor, max_t, brackets, deal = {schedule} with "
                 f"rungs {levels}; this core has {mine} with {self.levels}"
             )
         self._trial_ids = [[list(r["trial_ids"]) for r in rungs] for rungs in state["rungs"]]

@@ -362,7 +362,7 @@ def test_pareto_asha_rungs_survive_tuner_restore(ray_cluster, tmp_path):
 def test_brackets_assign_round_robin_and_promote_as_worked_example():
     # grace 1, rf 3, max_t 9: rungs at 1 and 3. Bracket 0 judges at 1 and 3, bracket 1 at 3
     # only, bracket 2 (the last) never stops a trial. Points are minimisation.
-    core = RungCore(1, 3, 9, brackets=3)
+    core = RungCore(1, 3, 9, brackets=3, deal="round_robin")
     assert core.on_result("a", 1, np.array([1.0, 1.0])) == CONTINUE   # bracket 0, first at rung 1
     assert core.on_result("b", 1, np.array([5.0, 5.0])) == CONTINUE   # bracket 1: no rung at 1
     assert core.on_result("c", 1, np.array([9.0, 9.0])) == CONTINUE   # bracket 2
@@ -374,11 +374,30 @@ def test_brackets_assign_round_robin_and_promote_as_worked_example():
     for t in (3, 8):                                                  # worst of all, never stopped
         assert core.on_result("c", t, np.array([99.0, 99.0])) == CONTINUE
     assert core.rung_sizes() == [(1.0, 2), (3.0, 2)]
-    restored = RungCore(1, 3, 9, brackets=3)
+    restored = RungCore(1, 3, 9, brackets=3, deal="round_robin")
     restored.load_state_dict(core.state_dict())
     assert restored.on_result("f", 1, np.array([0.5, 0.5])) == core.on_result("f", 1, np.array([0.5, 0.5]))
     assert restored.bracket_of["f"] == 2                               # round-robin continues after restore
+    with pytest.raises(ValueError, match="deal"):
+        RungCore(1, 3, 9, brackets=3).load_state_dict(core.state_dict())
     with pytest.raises(ValueError, match="brackets"):
         RungCore(1, 3, 9, brackets=1).load_state_dict(core.state_dict())
     with pytest.raises(ValueError, match="brackets"):
         RungCore(1, 3, 9, brackets=0)
+
+
+def test_budget_dealing_gives_each_bracket_about_equal_epochs_as_worked_example():
+    # grace 1, rf 3, max_t 9. Expected epochs of one trial: bracket 0 (rungs 1, 3):
+    # 1 + 2/3 + 6/9 = 7/3; bracket 1 (rung 3): 3 + 6/3 = 5; bracket 2 (never stops): 9.
+    core = RungCore(1, 3, 9, brackets=3)
+    assert [core.bracket_cost(b) for b in range(3)] == [pytest.approx(7 / 3), pytest.approx(5.0), 9.0]
+    # Each trial goes where (trials dealt + 1) x cost is lowest: 7/3 < 5 < 9 -> 0; 14/3 < 5 -> 0;
+    # 7 > 5 -> 1; 7 < 9 < 10 -> 0; 28/3 > 9 -> 2; 28/3 < 10 -> 0; 35/3 > 10 -> 1.
+    for i, tid in enumerate("abcdefg"):
+        core.on_result(tid, 1, np.array([float(i), float(i)]))
+    assert core.bracket_of == {"a": 0, "b": 0, "c": 1, "d": 0, "e": 2, "f": 0, "g": 1}
+    # bracket 0's rung 1 holds a, b, d, f (b: 2nd of 2 and dominated -> stopped)
+    assert sorted(core.stopped) == ["b", "d", "f"]
+    restored = RungCore(1, 3, 9, brackets=3)
+    restored.load_state_dict(core.state_dict())
+    assert restored.assign("h") == core.assign("h") == 0               # 5 x 7/3 < 10 < 18
