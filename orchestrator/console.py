@@ -58,7 +58,7 @@ class ConsoleView(tune.Callback):
             used += f"{ended}/{self.num_trials} trials"
         if not used:
             return ""
-        eta = "ETA --" if not fraction else \
+        eta = "ETA --" if not fraction or seconds <= 0 else \
             ("ETA 0:00:00 (finishing)" if fraction >= 1 else f"ETA {_hms(seconds * (1 - fraction) / fraction)}")
         return f" | budget {used} | {eta}"
 
