@@ -5,6 +5,8 @@ quality = x * (1 - exp(-epoch / 2)) (maximise) and update_rate = x**2 (minimise)
 being `gate_threshold` here. `fail_below`: trials with x below it raise (every attempt);
 `flaky_file`: a trial raises on its first attempt only (the file records attempts);
 `hang_below`: trials with x below it stop reporting after their first epoch (sleep for an hour).
+`epoch_seconds`: the time one epoch takes (default $TOY_EPOCH_SECONDS, else 0.05), for tests
+whose trials run on Ray nodes started before the test.
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ def _train(config: dict, report) -> dict:
         start = int((ckpt / "epoch.txt").read_text())
     metrics = {}
     for epoch in range(start + 1, epochs + 1):
-        time.sleep(EPOCH_SECONDS)
+        time.sleep(float(config.get("epoch_seconds", EPOCH_SECONDS)))
         metrics = {"epoch": epoch, "val_accuracy": x * (1 - math.exp(-epoch / 2)), "update_rate": x * x,
                    "train_loss": 1.0 - x, "tokens_per_s": 1000.0}
         if ckpt:
