@@ -4,7 +4,8 @@ Its two objectives are a known function of the config, so a test can compute the
 quality = x * (1 - exp(-epoch / 2)) (maximise) and update_rate = x**2 (minimise), x in [0, 1]
 being `gate_threshold` here. `fail_below`: trials with x below it raise (every attempt);
 `flaky_file`: a trial raises on its first attempt only (the file records attempts);
-`hang_below`: trials with x below it stop reporting after their first epoch (sleep for an hour).
+`hang_below`: trials with x below it stop reporting after their first epoch (sleep for an hour);
+`done_file`: every run of `train` that returns appends x to that file (a completion count).
 `epoch_seconds`: the time one epoch takes (default $TOY_EPOCH_SECONDS, else 0.05), for tests
 whose trials run on Ray nodes started before the test.
 """
@@ -47,6 +48,9 @@ def _train(config: dict, report) -> dict:
         report(metrics, checkpoint_dir=str(ckpt) if ckpt else None)
         if x < float(config.get("hang_below", -1.0)):
             time.sleep(3600)
+    if config.get("done_file"):
+        with open(config["done_file"], "a") as f:
+            f.write(f"{x!r}\n")
     return {**metrics, "status": "completed"}
 
 
