@@ -25,3 +25,19 @@ def test_delayed_recall_experiment_rejects_an_unknown_model(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "delayed_recall.py"), "--models", "LSTM9"],
                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert proc.returncode == 2 and "--models" in proc.stderr
+
+
+def test_gradient_reach_experiment_shows_the_closed_sugru_copying_its_gradient_exactly(tmp_path):
+    plot = tmp_path / "reach.png"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "gradient_reach.py"), "--silences", "5", "200",
+         "--seeds", "0", "--models", "suGRU closed", "GRU", "--plot", str(plot)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {(r[1].strip(), r[2].strip()): r for r in
+            (line.split("|") for line in proc.stdout.splitlines() if line.startswith("| suGRU") or line.startswith("| GRU"))}
+    assert set(rows) == {("suGRU closed", "5"), ("suGRU closed", "200"), ("GRU", "5"), ("GRU", "200")}
+    assert float(rows["suGRU closed", "200"][4]) == 1.0             # not one bit of decay
+    assert float(rows["suGRU closed", "200"][5]) == 0.0             # every switch closed over the silence
+    assert float(rows["GRU", "200"][4]) < 1e-10                     # the dense GRU's gradient has vanished
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
