@@ -11,12 +11,12 @@ def test_delayed_recall_experiment_prints_its_table_and_writes_a_png(tmp_path):
     plot = tmp_path / "recall.png"
     proc = subprocess.run(
         [sys.executable, str(ROOT / "experiments" / "delayed_recall.py"), "--silences", "10", "30",
-         "--seeds", "0", "--models", "GRU", "suGRU event (default)", "--plot", str(plot)],
+         "--seeds", "0", "--models", "GRU", "LSTM", "suGRU event (default)", "--plot", str(plot)],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| ") and "silence" not in line
             and not line.startswith("|---")]
-    assert len(rows) == 4, proc.stdout          # 2 models x 2 silences
+    assert len(rows) == 6, proc.stdout          # 3 models x 2 silences
     assert all(row.split("|")[2].strip() in ("10", "30") for row in rows)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
