@@ -62,3 +62,21 @@ def test_selective_copy_experiment_rejects_more_tokens_than_steps(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "selective_copy.py"), "--seq-len", "8",
                            "--num-tokens", "9"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert proc.returncode == 2 and "--num-tokens" in proc.stderr
+
+
+def test_sweep_front_experiment_runs_a_real_sweep_and_plots_its_front_beside_a_gru(tmp_path):
+    plot, work = tmp_path / "front.png", tmp_path / "work"
+    args = [sys.executable, str(ROOT / "experiments" / "sweep_front.py"), "--seeds", "0", "--workdir", str(work),
+            "--plot", str(plot), *sum((["--set", o] for o in (
+                "task.min_delay=10", "task.max_delay=10", "task.num_train=64", "task.num_val=32",
+                "training.epochs=1", "training.steps_per_epoch=2", "training.hidden_size=8", "search.num_trials=2")), [])]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line.split("|") for line in proc.stdout.splitlines() if line.startswith("| 0 |")]
+    assert any("suGRU front" in r[2] and "of 2 trials" in r[2] for r in rows), proc.stdout
+    gru = [r for r in rows if "GRU (reference)" in r[2]]
+    assert len(gru) == 1 and float(gru[0][4]) == 1.0
+    assert (work / "seed0" / "mlflow.db").is_file() and (work / "seed0" / "optuna.db").is_file()
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = subprocess.run(args, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert again.returncode == 2 and "--workdir" in again.stderr
