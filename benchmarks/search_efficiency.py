@@ -19,7 +19,9 @@ Methods (`--methods`, comma-separated), each run once per seed:
 * `SAMPLER` (random, tpe, gp, nsga2): that sampler, no early stopping: every trial runs all epochs.
 * `SAMPLER_asha`, `SAMPLER_asha_bN`: with `pareto_asha` (`--grace`, `--rf`, N brackets, default 1);
   a model-based sampler is then rung-aware (`RungOptunaSearch`: one shadow study per rung).
-  `..._bN_rr`: trials dealt to brackets round-robin instead of by budget (`RungCore.assign`).
+  `..._bN_rr`: trials dealt to brackets round-robin instead of by budget (`RungCore.assign`);
+  `..._aNN`: `scheduler.min_agreement` NN/100 (a rung that ranks unlike the full budget cuts none,
+  and the rung-aware sampler passes over its model).
 * `SAMPLER_asha_pruned`: with pareto_asha, but the sampler learns only from the main study
   (full-budget trials COMPLETE, stopped ones PRUNED), as before rung-aware sampling.
 
@@ -86,11 +88,13 @@ def parse_method(method: str, grace: int, rf: float) -> tuple[str, object, bool]
     if not rest:
         return sampler, SimpleNamespace(name="none"), False
     parts = rest.split("_")
-    if parts[0] != "asha" or len(parts) > 4:
+    if parts[0] != "asha" or len(parts) > 5:
         raise ValueError(f"--methods: unknown method {method!r}")
-    brackets, rung_aware, deal = 1, True, "budget"
+    brackets, rung_aware, deal, agreement = 1, True, "budget", None
     for part in parts[1:]:
-        if part == "pruned":
+        if part.startswith("a") and part[1:].isdigit():
+            agreement = int(part[1:]) / 100
+        elif part == "pruned":
             rung_aware = False
         elif part == "rr":
             deal = "round_robin"
@@ -98,7 +102,8 @@ def parse_method(method: str, grace: int, rf: float) -> tuple[str, object, bool]
             brackets = int(part[1:])
         else:
             raise ValueError(f"--methods: unknown method {method!r}")
-    sch = ParetoASHAScheduler(name="pareto_asha", grace_period=grace, reduction_factor=rf, brackets=brackets)
+    sch = ParetoASHAScheduler(name="pareto_asha", grace_period=grace, reduction_factor=rf, brackets=brackets,
+                              min_agreement=agreement)
     return sampler, SimpleNamespace(**sch.model_dump(), deal=deal), rung_aware
 
 
@@ -108,7 +113,7 @@ def describe(method: str, grace: int, rf: float) -> str:
         return f"{sampler}, no early stopping"
     kind = "rung-aware" if rung_aware and sampler != "random" else "main study only"
     return (f"{sampler} ({kind}) + pareto_asha grace {sch.grace_period}, rf {sch.reduction_factor:g}, "
-            f"{sch.brackets} bracket(s)")
+            f"{sch.brackets} bracket(s), min_agreement {sch.min_agreement}")
 
 
 def make_search(problem, method: str, seed: int, budget: int, grace: int, rf: float):
@@ -121,9 +126,10 @@ def make_search(problem, method: str, seed: int, budget: int, grace: int, rf: fl
     if getattr(sch, "deal", "budget") != "budget":    # round-robin dealing: not a spec setting
         scheduler = ParetoASHA(metrics, modes, time_attr=FIDELITY, grace_period=sch.grace_period,
                                reduction_factor=sch.reduction_factor, max_t=problem.epochs,
-                               brackets=sch.brackets, deal=sch.deal)
+                               brackets=sch.brackets, deal=sch.deal, min_agreement=sch.min_agreement)
     levels = rung_levels(sch, problem.epochs) if rung_aware else []
     searcher = searcher_for(sampler, seed, levels, nsga2_population(budget // problem.epochs * 3),
+                            min_agreement=getattr(sch, "min_agreement", None),
                             space=distributions(problem.parameters), metric=metrics, mode=modes,
                             full_budget=problem.epochs, time_attr=FIDELITY)
     return searcher, scheduler
@@ -140,8 +146,9 @@ def front_hypervolume(problem, values: list[list[float]]) -> float:
 
 
 def simulate(problem, method: str, seed: int, budget: int, max_concurrent: int, grace: int = 1,
-             rf: float = 3.0) -> dict:
-    """One search to `budget` epochs: HV trajectory [(epochs spent, hv)], counts, rungs."""
+             rf: float = 3.0, max_trials: int | None = None) -> dict:
+    """One search to `budget` epochs (or `max_trials` trials): HV trajectory [(epochs spent, hv)],
+    counts, rung sizes, stops per epoch, and each trial's params and last epoch in start order."""
     searcher, scheduler = make_search(problem, method, seed, budget, grace, rf)
     metrics, max_t = problem.metrics(), problem.epochs
     jitter = np.random.default_rng([seed, 7])
@@ -151,13 +158,18 @@ def simulate(problem, method: str, seed: int, budget: int, max_concurrent: int, 
     events: list = []                                  # (time, tie-break, trial state)
     order = itertools.count()
 
+    trials: list[dict] = []
+
     def launch(now: float) -> None:
+        if max_trials is not None and counts["trials"] >= max_trials:
+            return
         tid = f"t{counts['trials']}"
         params = searcher.suggest(tid)
         counts["trials"] += 1
         reports: list[dict] = []
         problem.train({**params, "epochs": max_t}, lambda m, checkpoint_dir=None: reports.append(dict(m)))
-        state = {"tid": tid, "trial": SimpleNamespace(trial_id=tid), "reports": reports, "next": 0,
+        trials.append({"params": dict(params), "epochs": 0})
+        state = {"tid": tid, "trial": SimpleNamespace(trial_id=tid), "reports": reports, "next": 0, "i": len(trials) - 1,
                  "epoch_time": problem.epoch_time(params) * jitter.uniform(0.9, 1.1)}
         heapq.heappush(events, (now + state["epoch_time"], next(order), state))
 
@@ -168,6 +180,7 @@ def simulate(problem, method: str, seed: int, budget: int, max_concurrent: int, 
         result = state["reports"][state["next"]]
         state["next"] += 1
         spent += 1
+        trials[state["i"]]["epochs"] = result[FIDELITY]
         decision = scheduler.on_trial_result(None, state["trial"], result) if scheduler else "CONTINUE"
         searcher.on_trial_result(state["tid"], result)
         if result[FIDELITY] >= max_t:
@@ -187,7 +200,7 @@ def simulate(problem, method: str, seed: int, budget: int, max_concurrent: int, 
     rungs = [(int(level), n) for level, n in scheduler._core.rung_sizes()] if scheduler else []
     proposed = dict(searcher._rungs.proposed) if hasattr(searcher, "_rungs") else {}
     return {"trajectory": trajectory, "spent": spent, **counts, "rungs": rungs, "stopped_at": stopped_at,
-            "proposed_from": proposed}
+            "proposed_from": proposed, "trial_list": trials}
 
 
 def hv_at(trajectory, budget: int) -> float:

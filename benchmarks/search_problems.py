@@ -88,10 +88,13 @@ class Problem(Trainable):
         return {FIDELITY, *self.metrics()}
 
     def train(self, config: dict, report) -> dict:
+        epochs = int(config.get("epochs", self.epochs))
+        if epochs != self.epochs:          # the curves are laid out over the full length
+            return self.with_epochs(epochs).train(config, report)
         noise = np.random.default_rng(self._noise_seed(config))
         sds = np.broadcast_to(np.asarray(self.noise_sd, dtype=float), (len(self.objectives),))
         metrics: dict = {}
-        for epoch in range(1, int(config.get("epochs", self.epochs)) + 1):
+        for epoch in range(1, epochs + 1):
             clean = self.values(config, epoch)
             metrics = {FIDELITY: epoch, **{m: float(v + noise.normal(0.0, sd))
                                            for m, v, sd in zip(self.metrics(), clean, sds)}}

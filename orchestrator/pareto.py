@@ -29,6 +29,7 @@ __all__ = [
     "nondominated_rank_ref",
     "pareto_front_mask",
     "promotion_order",
+    "rank_agreement",
     "to_minimization",
 ]
 
@@ -263,3 +264,22 @@ def hypervolume_ref(points: np.ndarray, ref: np.ndarray) -> float:
     for p in inside:
         covered |= np.all(p <= lower, axis=-1)
     return float(volume[covered].sum())
+
+
+def rank_agreement(low: np.ndarray, high: np.ndarray) -> float:
+    """How well one fidelity's ranking predicts another's: Kendall's tau of the worst objective.
+
+    Args:
+        low, high: The same trials' objectives at two fidelities, shape [n, m], n >= 2.
+
+    Returns:
+        min over objectives of Kendall's tau-a between the columns, in [-1, 1]: 1 when every
+        objective orders the trials alike at both fidelities, about 0 when the low one says
+        nothing, below 0 when it reverses the order (learning curves that cross).
+    """
+    low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+    n = len(low)
+    i, j = np.triu_indices(n, k=1)
+    taus = [float(np.mean(np.sign(low[i, k] - low[j, k]) * np.sign(high[i, k] - high[j, k])))
+            for k in range(low.shape[1])]
+    return min(taus)

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import optuna
 from ray.tune.search import Searcher
 
+from orchestrator.pareto import rank_agreement
 from orchestrator.search import ParetoOptunaSearch
 
 
@@ -34,9 +36,13 @@ class RungModels:
         levels: rung levels (fidelity values), the full budget included.
         seed: seeds the random share of suggestions.
         random_fraction: share of suggestions drawn at random even when a model is ready.
+        min_agreement: a rung below the full budget whose ranking agrees less than this with
+            the full budget's (`orchestrator.pareto.rank_agreement` over trials seen at both,
+            once 2d+1 have) is passed over for the model; None: never.
     """
 
-    def __init__(self, space, directions, make_sampler, levels, seed: int, random_fraction: float = 1 / 6):
+    def __init__(self, space, directions, make_sampler, levels, seed: int, random_fraction: float = 1 / 6,
+                 min_agreement: float | None = None):
         self.space = dict(space)
         self.levels = sorted(float(v) for v in levels)
         self.min_points = 2 * len(self.space) + 1
@@ -46,7 +52,9 @@ class RungModels:
                         for lv in self.levels}
         self._random = optuna.create_study(directions=list(directions),
                                            sampler=optuna.samplers.RandomSampler(seed=seed))
-        self._seen: dict[float, set[str]] = {lv: set() for lv in self.levels}
+        self.min_agreement = min_agreement
+        self._signs = [-1.0 if d == "maximize" else 1.0 for d in directions]
+        self._seen: dict[float, dict[str, list[float]]] = {lv: {} for lv in self.levels}
         self.proposed: dict[str, int] = {}   # "random" or the rung level -> points proposed from it
 
     def observe(self, key: str, params: dict, t: float, values: list[float]) -> bool:
@@ -54,7 +62,7 @@ class RungModels:
         t = float(t)
         if t not in self.studies or key in self._seen[t]:
             return False
-        self._seen[t].add(key)
+        self._seen[t][key] = [s * float(v) for s, v in zip(self._signs, values)]
         self.studies[t].add_trial(optuna.trial.create_trial(
             params={n: params[n] for n in self.space}, distributions=self.space,
             values=[float(v) for v in values]))
@@ -65,9 +73,24 @@ class RungModels:
         done = self.studies[float(level)].get_trials(states=(optuna.trial.TrialState.COMPLETE,))
         return [(t.params, list(t.values)) for t in done]
 
+    def agreement(self, level: float) -> float | None:
+        """`rank_agreement` of a rung with the full budget over trials seen at both (None below 2d+1)."""
+        full = self._seen[self.levels[-1]]
+        both = [k for k in self._seen[float(level)] if k in full]
+        if len(both) < self.min_points:
+            return None
+        return rank_agreement(np.array([self._seen[float(level)][k] for k in both]),
+                              np.array([full[k] for k in both]))
+
     def model_level(self) -> float | None:
-        """The highest rung holding >= 2d+1 observations, or None."""
-        ready = [lv for lv in self.levels if len(self._seen[lv]) >= self.min_points]
+        """The highest rung holding >= 2d+1 observations whose ranking is not known to mislead, or None."""
+        def trusted(lv):
+            if self.min_agreement is None or lv == self.levels[-1]:
+                return True
+            agreement = self.agreement(lv)
+            return agreement is None or agreement >= self.min_agreement
+
+        ready = [lv for lv in self.levels if len(self._seen[lv]) >= self.min_points and trusted(lv)]
         return ready[-1] if ready else None
 
     def propose(self) -> tuple[dict, float | None]:
@@ -88,11 +111,11 @@ class RungModels:
 class RungOptunaSearch(ParetoOptunaSearch):
     """ParetoOptunaSearch whose points come from `RungModels` fed with every rung's results."""
 
-    def __init__(self, *, levels, make_rung_sampler, seed: int, **kwargs):
+    def __init__(self, *, levels, make_rung_sampler, seed: int, min_agreement: float | None = None, **kwargs):
         super().__init__(**kwargs)
         directions = ["maximize" if m == "max" else "minimize" for m in self._mode]
         self._rungs = RungModels(self._space, directions, make_rung_sampler,
-                                 [*levels, self._full_budget], seed)
+                                 [*levels, self._full_budget], seed, min_agreement=min_agreement)
 
     def suggest(self, trial_id: str):
         if trial_id not in self._ot_trials and self.budget_spent():

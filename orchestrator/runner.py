@@ -87,7 +87,7 @@ def make_scheduler(spec, objectives, max_t: int):
 
     return ParetoASHA(metrics=[o.metric for o in objectives], modes=[o.mode for o in objectives], time_attr=FIDELITY,
                       grace_period=sch.grace_period, reduction_factor=sch.reduction_factor, max_t=max_t,
-                      brackets=sch.brackets)
+                      brackets=sch.brackets, min_agreement=sch.min_agreement)
 
 
 def _tracker(spec, block, plan, tracking_uri: str):

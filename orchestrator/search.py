@@ -182,10 +182,11 @@ def make_searcher(spec, objectives, block_max_t: int, study_name: str, storage_u
         storage=optuna.storages.RDBStorage(storage_url), study_name=study_name,
         full_budget=block_max_t, time_attr=time_attr, constraints=search.constraints, budget=search.budget)
     return searcher_for(search.sampler, search.seed, rung_levels(spec.scheduler, block_max_t), population,
-                        constrained, **common)
+                        constrained, getattr(spec.scheduler, "min_agreement", None), **common)
 
 
-def searcher_for(sampler: str, seed: int, levels, population: int, constrained: bool = False, **common):
+def searcher_for(sampler: str, seed: int, levels, population: int, constrained: bool = False,
+                 min_agreement: float | None = None, **common):
     """RungOptunaSearch for a model-based sampler with rung `levels`, else ParetoOptunaSearch.
 
     `common`: the keyword arguments of ParetoOptunaSearch (space, metric, mode, full_budget, ...).
@@ -196,5 +197,6 @@ def searcher_for(sampler: str, seed: int, levels, population: int, constrained: 
         # the main study only stores; the rung models choose every point
         return RungOptunaSearch(
             levels=levels, seed=seed, sampler=optuna.samplers.RandomSampler(seed=seed),
-            make_rung_sampler=lambda: make_sampler(sampler, seed, False, population), **common)
+            make_rung_sampler=lambda: make_sampler(sampler, seed, False, population),
+            min_agreement=min_agreement, **common)
     return ParetoOptunaSearch(sampler=make_sampler(sampler, seed, constrained, population), **common)

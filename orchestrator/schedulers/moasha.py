@@ -56,6 +56,8 @@ class ParetoASHA(TrialScheduler):
         brackets: Hyperband brackets (see `RungCore`); with >= 2 the last never stops a trial.
         deal: How trials are dealt to brackets: "budget" (about equal epochs per bracket) or
             "round_robin" (see `RungCore.assign`).
+        min_agreement: A rung whose ranking agrees less than this with the full budget's
+            stops no trial (see `RungCore`); None: every rung cuts.
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class ParetoASHA(TrialScheduler):
         max_t: int = 100,
         brackets: int = 1,
         deal: str = "budget",
+        min_agreement: float | None = None,
     ):
         if not metrics or len(metrics) != len(modes):
             raise ValueError(
@@ -81,7 +84,7 @@ class ParetoASHA(TrialScheduler):
         self._modes = list(modes)
         self._goals = [_GOAL_OF_MODE[mode] for mode in modes]
         self._time_attr = time_attr
-        self._core = RungCore(grace_period, reduction_factor, max_t, brackets, deal)
+        self._core = RungCore(grace_period, reduction_factor, max_t, brackets, deal, min_agreement)
 
     @property
     def metrics(self) -> list[str]:
@@ -250,6 +253,7 @@ class ParetoASHA(TrialScheduler):
             "max_t": core.max_t,
             "brackets": core.brackets,
             "deal": core.deal,
+            "min_agreement": core.min_agreement,
         }
         return {"settings": settings, "state": self.state_dict()}
 

@@ -17,14 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.pareto import promotion_order
+from orchestrator.pareto import promotion_order, rank_agreement
 
 __all__ = ["CONTINUE", "STOP", "RungCore"]
 
 CONTINUE = "continue"
 STOP = "stop"
 
-_STATE_VERSION = 2
+_STATE_VERSION = 3
 
 # n / reduction_factor in floating point can land a hair above an integer
 # (11 / 1.1 == 10.000000000000002); without this, ceil() would keep one trial too many.
@@ -49,10 +49,15 @@ class RungCore:
             ASHA). With B >= 2, bracket k < B - 1 judges at `levels[k:]` only (its first cut
             comes later), and the last bracket never stops a trial, so a low fidelity that
             misleads cannot ruin the search. Each bracket keeps its own rungs.
+        deal: How trials are dealt to brackets: "budget" or "round_robin" (see `assign`).
+        min_agreement: A rung stops no trial while its ranking agrees less than this with
+            the ranking at max_t (`orchestrator.pareto.rank_agreement`: Kendall's tau of the
+            worst objective, over trials seen at both, brackets pooled); None: always cuts.
+        min_pairs: Trials seen at both a rung and max_t before its agreement counts.
     """
 
     def __init__(self, grace_period: int, reduction_factor: float, max_t: int, brackets: int = 1,
-                 deal: str = "budget"):
+                 deal: str = "budget", min_agreement: float | None = None, min_pairs: int = 8):
         if grace_period <= 0:
             raise ValueError(f"grace_period must be > 0, got {grace_period}")
         if reduction_factor <= 1:
@@ -66,6 +71,7 @@ class RungCore:
         if deal not in ("budget", "round_robin"):
             raise ValueError(f"deal must be 'budget' or 'round_robin', got {deal!r}")
         self.deal = deal
+        self.min_agreement, self.min_pairs = min_agreement, int(min_pairs)
         self.brackets = int(brackets)
         self.grace_period = grace_period
         self.reduction_factor = float(reduction_factor)
@@ -81,6 +87,8 @@ class RungCore:
         self._recorded: list[list[set[str]]] = [[set() for _ in self.levels] for _ in range(self.brackets)]
         self.bracket_of: dict[str, int] = {}
         self.stopped: dict[str, float] = {}
+        # every trial's point at each level it reached, brackets pooled, and at max_t (last)
+        self._seen: list[dict[str, list[float]]] = [{} for _ in range(len(self.levels) + 1)]
 
     def first_rung(self, bracket: int) -> int:
         """Index into `levels` of the bracket's first rung; len(levels) for a bracket that never stops."""
@@ -138,10 +146,12 @@ class RungCore:
         """
         if trial_id in self.stopped:
             return STOP
+        rung = len(self.levels) if t >= self.max_t else self._rung_at(t)
+        if rung is not None and point is not None and np.isfinite(np.asarray(point, dtype=float)).all():
+            self._seen[rung].setdefault(trial_id, [float(v) for v in np.asarray(point, dtype=float).reshape(-1)])
         if t >= self.max_t:
             return CONTINUE  # the trial finishes by itself
         b = self.assign(trial_id)
-        rung = self._rung_at(t)
         if rung is None or rung < self.first_rung(b) or trial_id in self._recorded[b][rung]:
             return CONTINUE
         if point is None or not np.isfinite(np.asarray(point, dtype=float)).all():
@@ -166,10 +176,27 @@ class RungCore:
         # stopped. We look up where the new trial itself (index n - 1) sits in the order.
         position = int(np.flatnonzero(promotion_order(points) == n - 1)[0])
         keep = math.ceil(n / self.reduction_factor - _CEIL_SLACK)
-        if position < keep:
+        if position < keep or not self.trusted(rung):
             return CONTINUE
         self.stopped[trial_id] = t
         return STOP
+
+    def agreement(self, rung: int) -> float | None:
+        """`rank_agreement` of the rung with max_t over trials seen at both; None below min_pairs."""
+        final = self._seen[-1]
+        both = [tid for tid in self._seen[rung] if tid in final]
+        if len(both) < max(self.min_pairs, 2):
+            return None
+        return rank_agreement(np.array([self._seen[rung][tid] for tid in both]),
+                              np.array([final[tid] for tid in both]))
+
+    def trusted(self, rung: int) -> bool:
+        """Whether the rung may stop trials: its ranking agrees >= min_agreement with max_t's
+        (or too few trials have reached both to tell, or min_agreement is None)."""
+        if self.min_agreement is None:
+            return True
+        agreement = self.agreement(rung)
+        return agreement is None or agreement >= self.min_agreement
 
     def _rung_at(self, t: float) -> int | None:
         """Index of the highest rung level <= t, or None below the first one."""
@@ -185,7 +212,8 @@ class RungCore:
         """The whole state as plain JSON types, versioned.
 
         Returns:
-            {"version": 2, "grace_period", "reduction_factor", "max_t", "brackets",
+            {"version": 3, "grace_period", "reduction_factor", "max_t", "brackets", "deal",
+            "min_agreement", "min_pairs", "seen": per level and max_t {trial_id: point},
             "rungs": per bracket [{"level", "trial_ids", "points"}, ...], "bracket_of":
             {trial_id: bracket}, "stopped": {trial_id: t}}; lists keep arrival order.
         """
@@ -200,6 +228,9 @@ class RungCore:
                 for level, ids, pts in zip(self.levels, self._trial_ids[b], self._points[b])
             ] for b in range(self.brackets)],
             "deal": self.deal,
+            "min_agreement": self.min_agreement,
+            "min_pairs": self.min_pairs,
+            "seen": [dict(level) for level in self._seen],
             "bracket_of": dict(self.bracket_of),
             "stopped": dict(self.stopped),
         }
@@ -220,17 +251,20 @@ class RungCore:
                 f"(this code reads version {_STATE_VERSION})"
             )
         schedule = (state["grace_period"], float(state["reduction_factor"]), state["max_t"],
-                    state["brackets"], state.get("deal", "round_robin"))
+                    state["brackets"], state["deal"], state["min_agreement"], state["min_pairs"])
         levels = [float(rung["level"]) for rung in state["rungs"][0]] if state["rungs"] else []
-        mine = (self.grace_period, self.reduction_factor, self.max_t, self.brackets, self.deal)
+        mine = (self.grace_period, self.reduction_factor, self.max_t, self.brackets, self.deal,
+                self.min_agreement, self.min_pairs)
         if schedule != mine or levels != self.levels:
             raise ValueError(
-                f"state is for grace_period, reduction_factor, max_t, brackets, deal = {schedule} with "
+                f"state is for grace_period, reduction_factor, max_t, brackets, deal, min_agreement, "
+                f"min_pairs = {schedule} with "
                 f"rungs {levels}; this core has {mine} with {self.levels}"
             )
         self._trial_ids = [[list(r["trial_ids"]) for r in rungs] for rungs in state["rungs"]]
         self._points = [[[[float(v) for v in p] for p in r["points"]] for r in rungs]
                         for rungs in state["rungs"]]
         self._recorded = [[set(ids) for ids in rungs] for rungs in self._trial_ids]
+        self._seen = [{k: [float(v) for v in p] for k, p in level.items()} for level in state["seen"]]
         self.bracket_of = {k: int(v) for k, v in state["bracket_of"].items()}
         self.stopped = dict(state["stopped"])

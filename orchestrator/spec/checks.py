@@ -157,6 +157,9 @@ def _check_scheduler(spec: SweepSpec) -> None:
         raise SpecError("scheduler.reduction_factor", f"must be > 1 (got {sched.reduction_factor})")
     if getattr(sched, "brackets", 1) < 1:
         raise SpecError("scheduler.brackets", f"must be >= 1 (got {sched.brackets})")
+    agreement = getattr(sched, "min_agreement", None)
+    if agreement is not None and not -1.0 <= agreement <= 1.0:
+        raise SpecError("scheduler.min_agreement", f"must be in [-1, 1] or null (got {agreement})")
     for block in spec.task_blocks():
         if sched.grace_period > spec.max_t(block):
             raise SpecError("scheduler.grace_period", f"must be <= epochs (got {sched.grace_period} > "

@@ -152,6 +152,7 @@ class ParetoASHAScheduler(_Model):
     grace_period: int = 1                # epochs before the first cut, in [1, epochs]
     reduction_factor: float = 3.0        # keep 1/reduction_factor at each rung, > 1
     brackets: int = 1                    # Hyperband brackets, >= 1; with >= 2 the last never stops a trial
+    min_agreement: float | None = None   # a rung ranking trials unlike the full budget (Kendall tau < this) cuts none
 
     @property
     def scalarize(self) -> None:

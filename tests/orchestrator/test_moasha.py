@@ -401,3 +401,34 @@ def test_budget_dealing_gives_each_bracket_about_equal_epochs_as_worked_example(
     restored = RungCore(1, 3, 9, brackets=3)
     restored.load_state_dict(core.state_dict())
     assert restored.assign("h") == core.assign("h") == 0               # 5 x 7/3 < 10 < 18
+
+
+def test_a_rung_that_ranks_unlike_the_full_budget_stops_no_trial():
+    # grace 1, rf 3, max_t 3, one rung at 1; min_pairs 3; brackets dealt in turn by first report:
+    # a, c, e, g to bracket 0, b, d, f to bracket 1, which never stops a trial. Bracket 1's trials
+    # show the order at epoch 1 reversed at epoch 3 (objective 0): once 3 have, rung 1 cuts no one.
+    def make(agreement):
+        return RungCore(1, 3, 3, brackets=2, deal="round_robin", min_agreement=agreement, min_pairs=3)
+
+    def at1(i):
+        return np.array([float(i), 0.0])
+
+    def at3(i):
+        return np.array([10.0 - i, 0.0])
+
+    core, plain = make(0.5), make(None)
+    for c in (core, plain):
+        for i, tid in enumerate("abcdef"):
+            decision = c.on_result(tid, 1, at1(i))
+            if tid in "bdf":
+                assert decision == CONTINUE and c.on_result(tid, 3, at3(i)) == CONTINUE
+            elif tid == "a":
+                assert decision == CONTINUE
+            else:                                                      # dominated by a; too little evidence
+                assert decision == STOP
+    assert core.agreement(0) == -1.0 and not core.trusted(0)
+    assert core.on_result("g", 1, at1(9)) == CONTINUE                 # worst at rung 1, kept all the same
+    assert plain.agreement(0) == -1.0 and plain.on_result("g", 1, at1(9)) == STOP   # None: always cuts
+    restored = make(0.5)
+    restored.load_state_dict(json.loads(json.dumps(core.state_dict())))
+    assert restored.agreement(0) == -1.0 and restored.on_result("h", 1, at1(8)) == CONTINUE

@@ -168,3 +168,16 @@ def test_hypervolume_matches_brute_force(seed, m):
     expected = hypervolume_ref(points, ref)
     assert expected > 0
     assert hypervolume(points, ref) == pytest.approx(expected, rel=1e-12)
+
+
+def test_rank_agreement_is_kendall_tau_of_the_worst_objective():
+    from orchestrator.pareto import rank_agreement
+
+    high = np.array([[1.0, 4.0], [2.0, 3.0], [3.0, 2.0], [4.0, 1.0]])
+    assert rank_agreement(high + 10.0, high) == 1.0                    # shifted: same order
+    crossed = high.copy()
+    crossed[:, 1] = crossed[::-1, 1]                                   # objective 1 reversed
+    assert rank_agreement(crossed, high) == -1.0
+    one_swap = high.copy()
+    one_swap[[0, 1], 0] = one_swap[[1, 0], 0]                          # 5 of 6 pairs agree in objective 0
+    assert rank_agreement(one_swap, high) == pytest.approx((5 - 1) / 6)

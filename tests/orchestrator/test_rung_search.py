@@ -86,3 +86,23 @@ def test_an_epoch_budget_stops_new_trials_and_lets_running_ones_finish(tmp_path)
     states = [t.state for t in s._ot_study.get_trials()]
     assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING]
     assert s.budget_used() == "15/12 epochs"
+
+
+def test_a_rung_that_ranks_unlike_the_full_budget_is_passed_over(tmp_path):
+    from orchestrator.rung_search import RungModels
+
+    space = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
+    models = RungModels(space, ["minimize", "minimize"], lambda: make_sampler("tpe", 0, False), [1, 3], seed=0,
+                        min_agreement=0.5)
+    for i in range(3):                                    # 2d+1 = 3 at both levels
+        x = i / 10
+        models.observe(f"t{i}", {"x": x}, 1, [x, 0.0])
+        models.observe(f"t{i}", {"x": x}, 3, [1.0 - x, 0.0])   # the order at 1 is reversed at 3
+    models.observe("t3", {"x": 0.9}, 1, [0.9, 0.0])
+    assert models.agreement(1) == -1.0
+    assert models.model_level() == 3.0                    # the full level is always trusted
+    trusting = RungModels(space, ["minimize", "minimize"], lambda: make_sampler("tpe", 0, False), [1, 3], seed=0)
+    for key, level in models._seen.items():
+        for k, v in level.items():
+            trusting.observe(k, {"x": 0.5}, key, v)
+    assert trusting.model_level() == 3.0
