@@ -265,10 +265,24 @@ class Stack:
                                        wait=False))
         for name, (pid, log) in zip(WORKERS, logs):
             self.ray_pids[name] = pid
-            _wait(lambda log=log: "Ray runtime started" in log.read_text(errors="replace"), f"ray node {name}", log)
+            self._wait_ray(name, log)
+
+    def start_ray_worker(self, name: str, worker_cpus: int = 1) -> None:
+        """(Re)start one worker node, e.g. after `kill_ray_node`."""
+        pid, log = self._ray_node(name, ["--address", self.ray_address, "--num-cpus", str(worker_cpus)], wait=False)
+        self.ray_pids[name] = pid
+        self._wait_ray(name, log)
+
+    def _wait_ray(self, name: str, log: Path) -> None:
+        _wait(lambda: "Ray runtime started" in log.read_text(errors="replace"), f"ray node {name}", log)
 
     def _ray_node(self, name: str, args: list[str], wait: bool = True):
         log = self.path / f"ray-{name}.log"
+        old = self.path / f"ray-{name}.tmp"
+        if old.exists():   # a restarted node gets a fresh temp dir and log
+            shutil.rmtree(old.read_text(), ignore_errors=True)
+        if log.exists():
+            log.rename(log.with_suffix(".log.old"))
         ray = str(Path(sys.executable).with_name("ray"))
         # A short temp dir: Ray's unix socket paths must stay under 108 characters.
         temp = Path(tempfile.mkdtemp(prefix=f"ray{name}-", dir="/tmp"))
@@ -280,13 +294,16 @@ class Stack:
                *[a for flag in ports for a in (flag, str(free_port()))],
                "--min-worker-port", "0", "--max-worker-port", "0", *args]
         env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
-               "PYTHONPATH": self.pythonpath or os.environ.get("PYTHONPATH", "")}
+               "PYTHONPATH": self.pythonpath or os.environ.get("PYTHONPATH", ""),
+               # a lost node is declared dead after about 3 s rather than Ray's 15-25 s
+               "RAY_health_check_period_ms": "1000", "RAY_health_check_timeout_ms": "1000",
+               "RAY_health_check_failure_threshold": "3"}
         with open(log, "ab") as out:
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=self.root,
                                     start_new_session=True)
         if not wait:
             return proc.pid, log
-        _wait(lambda: "Ray runtime started" in log.read_text(errors="replace"), f"ray node {name}", log, proc=proc)
+        self._wait_ray(name, log)
         return proc.pid
 
     def kill_ray_node(self, name: str) -> int:

@@ -10,6 +10,7 @@ from ray import tune
 
 from orchestrator.console import ConsoleView, FailureBudget
 from orchestrator.search import make_searcher
+from orchestrator.secrets import redact
 from orchestrator.trial import SCALARIZED, make_trial_fn
 from surnn.trainable import FIDELITY
 
@@ -96,7 +97,8 @@ def _tracker(spec, block, plan, tracking_uri: str):
     objectives = [(o.metric, o.goal, o.ref) for o in spec.objectives_for(block)]
     space = {name: p.model_dump() for name, p in spec.parameters.items()}
     return SweepTracker(tracking_uri, spec.tracking.experiment, plan.experiment_name, str(plan.experiment_dir),
-                        objectives, plan.max_t, spec.to_yaml(), space, time_attr=FIDELITY)
+                        objectives, plan.max_t, spec.to_yaml(), space, time_attr=FIDELITY,
+                        timeout_s=spec.failure.tracking_timeout_s)
 
 
 def _trainable(spec, block):
@@ -139,8 +141,27 @@ def run_plan(spec, block, plan, tracking_uri: str, resume: bool) -> dict:
                 failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures_per_trial),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1), verbose=0))
     start = time.time()
-    tuner.fit()
+    from orchestrator.tracking import TrackingUnavailable
+
+    try:
+        tuner.fit()
+    except Exception as exc:   # the tracker stopped the sweep: its writes are kept for --resume
+        cause = _cause(exc, TrackingUnavailable)
+        if cause is None:
+            raise
+        raise cause from None
     return _finish(tracker, time.time() - start)
+
+
+def _cause(exc: BaseException, kind: type) -> BaseException | None:
+    """`exc` or the first exception of `kind` in its chain (Ray wraps a callback's error)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kind):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _finish(tracker, seconds: float) -> dict:
@@ -148,8 +169,9 @@ def _finish(tracker, seconds: float) -> dict:
     tracker.load()                       # a fresh view of the persisted state (the Tuner may hold a copy)
     interrupted = tracker.counts().get("running", 0) > 0
     if interrupted:
+        tracker.flush()
         tracker.close_orphans()
-        tracker.client.set_terminated(tracker.parent_run_id, "KILLED")
+        tracker.close_parent("KILLED")
         front = tracker.front()
     else:
         front = tracker.finalize()
@@ -167,8 +189,15 @@ def run_plans(spec, plans, *, tracking_uri: str, ray_address: str | None, resume
         wait_for_resources = 600.0 if ray_address else 0.0
     preflight(spec, profile, wait_for_resources)
     status = 0
+    from orchestrator.tracking import TrackingUnavailable
+
     for block, plan in zip(spec.task_blocks(), plans):
-        summary = run_plan(spec, block, plan, tracking_uri, resume)
+        try:
+            summary = run_plan(spec, block, plan, tracking_uri, resume)
+        except TrackingUnavailable as exc:
+            print(f"error: {plan.experiment_name}: {redact(str(exc))}; the trials' results are kept: "
+                  f"continue with --resume once {redact(tracking_uri)} answers", file=sys.stderr)
+            return 1
         c = summary["counts"]
         print(f"{plan.experiment_name}: {c.get('completed', 0)} completed, {c.get('stopped', 0)} stopped early, "
               f"{c.get('failed', 0)} failed in {summary['seconds']:.0f} s; Pareto front {summary['front']['size']} "

@@ -19,6 +19,8 @@ import optuna
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from orchestrator.studystore import study_storage
+
 from surnn.trainable import FIDELITY
 
 CONSTRAINTS_ATTR = "constraints"
@@ -140,7 +142,7 @@ class ParetoOptunaSearch(OptunaSearch):
 def prepare_study(storage_url: str, study_name: str, metric_names: list[str], modes: list[str]) -> optuna.Study:
     """Create (or load) the study with named objectives, so dashboards label their axes."""
     study = optuna.create_study(
-        storage=optuna.storages.RDBStorage(storage_url), study_name=study_name, load_if_exists=True,
+        storage=study_storage(storage_url), study_name=study_name, load_if_exists=True,
         directions=["maximize" if m == "max" else "minimize" for m in modes])
     if study.metric_names != metric_names:
         with warnings.catch_warnings():
@@ -179,7 +181,7 @@ def make_searcher(spec, objectives, block_max_t: int, study_name: str, storage_u
     constrained = bool(search.constraints)
     common = dict(
         space=distributions(spec.parameters), metric=metrics, mode=modes,
-        storage=optuna.storages.RDBStorage(storage_url), study_name=study_name,
+        storage=study_storage(storage_url), study_name=study_name,
         full_budget=block_max_t, time_attr=time_attr, constraints=search.constraints, budget=search.budget)
     return searcher_for(search.sampler, search.seed, rung_levels(spec.scheduler, block_max_t), population,
                         constrained, getattr(spec.scheduler, "min_agreement", None), **common)

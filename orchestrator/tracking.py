@@ -9,14 +9,16 @@ child the tags `pareto_optimal` and `pareto_rank`.
 
 Everything runs on the Ray driver through MlflowClient (no global active run). What a resume
 needs (parent run id, trial -> child run, finished results) is kept in a JSON file in the
-experiment folder, rewritten atomically after every change.
+experiment folder, rewritten atomically after every change. Every write goes through an
+`Outbox` (orchestrator/outbox.py): sent in order by a background thread, held and retried
+while the tracking server is away, so the trials never wait for it; a server away longer than
+`failure.tracking_timeout_s` ends the sweep with that error, and `--resume` sends what is left.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,10 +27,17 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 
 from orchestrator import pareto, plots
+from orchestrator.outbox import Outbox
 from orchestrator.secrets import redact
 from surnn.trainable import FIDELITY
 
 STATE_FILE = "sweep_tracking.json"
+OUTBOX_FILE = "tracking_outbox.json"
+PARENT = "parent"     # the outbox key of the parent run; a trial's key is its trial id
+
+
+class TrackingUnavailable(RuntimeError):
+    """The tracking server stayed unreachable past failure.tracking_timeout_s."""
 
 
 class SweepTracker(tune.Callback):
@@ -41,67 +50,136 @@ class SweepTracker(tune.Callback):
         objectives: list of (metric, goal, ref) in the spec's order.
         max_t: the full budget in `time_attr` units; a trial ending below it was stopped early.
         spec_yaml, search_space: logged on the parent run.
+        timeout_s: how long the server may be unreachable before the sweep stops.
     """
 
     def __init__(self, tracking_uri: str, experiment: str, run_name: str, state_dir: str,
                  objectives: list[tuple[str, str, float]], max_t: int, spec_yaml: str,
-                 search_space: dict, time_attr: str = FIDELITY):
+                 search_space: dict, time_attr: str = FIDELITY, timeout_s: float = 600.0):
         self.tracking_uri, self.experiment, self.run_name = tracking_uri, experiment, run_name
         self.state_path = Path(state_dir) / STATE_FILE
         self.objectives, self.max_t, self.time_attr = objectives, max_t, time_attr
         self.spec_yaml, self.search_space = spec_yaml, search_space
+        self.timeout_s = timeout_s
         self.client: MlflowClient | None = None
+        self.outbox: Outbox | None = None
         self.state: dict = {}
 
-    # -- pickling: Ray stores callbacks with the experiment; the client is rebuilt in setup().
+    # -- pickling: Ray stores callbacks with the experiment; client and outbox are rebuilt in setup().
     def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k != "client"} | {"client": None}
+        return {k: v for k, v in self.__dict__.items() if k not in ("client", "outbox")} | \
+            {"client": None, "outbox": None}
 
     # -- Ray Tune hooks ---------------------------------------------------------------------
     def load(self) -> None:
         """Connect to MLflow and read the persisted state (no runs are created or changed)."""
         self.client = MlflowClient(self.tracking_uri)
         self.state = json.loads(self.state_path.read_text()) if self.state_path.exists() else {"trials": {}}
+        self.outbox = Outbox(self.state_path.with_name(OUTBOX_FILE), self._send, is_outage, self.timeout_s)
 
     def setup(self, **info) -> None:
         self.load()
-        exp = self.client.get_experiment_by_name(self.experiment)
-        exp_id = exp.experiment_id if exp else self.client.create_experiment(self.experiment)
+        self.flush()   # what a stopped sweep left unsent goes first, in its order
+        exp = self._read(lambda: self.client.get_experiment_by_name(self.experiment))
+        exp_id = exp.experiment_id if exp else self._read(lambda: self.client.create_experiment(self.experiment))
         self.state["experiment_id"] = exp_id
-        if "parent_run_id" not in self.state:
-            run = self.client.create_run(exp_id, run_name=self.run_name, tags={"sweep.role": "parent"})
-            self.state["parent_run_id"] = run.info.run_id
+        if self.run_id(PARENT) is None:
+            self.outbox.put({"op": "create_run", "key": PARENT, "experiment_id": exp_id, "run_name": self.run_name,
+                             "tags": {"sweep.role": "parent"}})
             self._log_spec()
         else:
-            self.client.update_run(self.state["parent_run_id"], status="RUNNING")
+            self._put("update_run", PARENT, status="RUNNING")
+        self.flush()
         self.close_orphans()
         self._save()
 
+    # -- the outbox ---------------------------------------------------------------------------
+    def run_id(self, key: str) -> str | None:
+        """The MLflow run of `key` (PARENT or a trial id); None while its creation is still pending."""
+        known = self.state.get("parent_run_id") if key == PARENT else self.state["trials"].get(key, {}).get("run_id")
+        return known or (self.outbox.ids.get(key) if self.outbox else None)
+
+    def _put(self, op: str, key: str, **args) -> None:
+        self.outbox.put({"op": op, "key": key, **args})
+
+    def _send(self, op: dict) -> str | None:
+        """Apply one outbox operation to MLflow; returns the id of a run it made."""
+        kind, key = op["op"], op["key"]
+        if kind == "create_run":
+            if self.run_id(key) is not None:
+                return None   # made before a restart
+            return self.client.create_run(op["experiment_id"], run_name=op["run_name"], tags=op["tags"]).info.run_id
+        run = self.run_id(key)
+        if kind == "log_batch":
+            self.client.log_batch(run, metrics=[Metric(*m) for m in op.get("metrics", [])],
+                                  params=[Param(*p) for p in op.get("params", [])],
+                                  tags=[RunTag(*t) for t in op.get("tags", [])])
+        elif kind == "terminate":
+            self.client.set_terminated(run, op["status"])
+        elif kind == "update_run":
+            self.client.update_run(run, status=op["status"])
+        elif kind == "log_text":
+            self.client.log_text(run, op["text"], op["path"])
+        elif kind == "log_artifact":
+            self.client.log_artifact(run, op["local_path"])
+        elif kind == "log_artifacts":
+            self.client.log_artifacts(run, op["local_dir"], op["artifact_path"])
+        return None
+
+    def _read(self, call):
+        """A read that must be answered now: retried through an outage up to the timeout."""
+        deadline, delay = time.monotonic() + self.timeout_s, 0.5
+        while True:
+            try:
+                return call()
+            except Exception as exc:
+                if not is_outage(exc) or time.monotonic() + delay > deadline:
+                    if is_outage(exc):
+                        raise TrackingUnavailable(f"the tracking server could not be reached for "
+                                                  f"{self.timeout_s:g} s (failure.tracking_timeout_s)") from None
+                    raise
+                time.sleep(delay)
+                delay = min(2 * delay, 5.0)
+
+    def flush(self) -> None:
+        """Wait for every pending write; raises TrackingUnavailable past the timeout."""
+        if not self.outbox.flush(self.timeout_s + 30):
+            raise TrackingUnavailable(self.outbox.failed or f"tracking writes still pending after "
+                                      f"{self.timeout_s:g} s (failure.tracking_timeout_s)")
+        self._save()
+
+    def close_parent(self, status: str) -> None:
+        self._put("terminate", PARENT, status=status)
+        self.flush()
+
+    def on_step_begin(self, iteration, trials, **info) -> None:
+        if self.outbox is not None and self.outbox.failed:
+            raise TrackingUnavailable(self.outbox.failed)
+
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        entry = self.state["trials"].get(trial.trial_id)
+        tid = trial.trial_id
+        entry = self.state["trials"].get(tid)
         if entry is None:
-            run = self.client.create_run(
-                self.state["experiment_id"], run_name=trial.trial_id,
-                tags={"mlflow.parentRunId": self.parent_run_id, "sweep.trial_id": trial.trial_id,
-                      "sweep.status": "running"})
-            entry = self.state["trials"][trial.trial_id] = {"run_id": run.info.run_id, "status": "running"}
-            params = [Param(k, redact(str(v))[:6000]) for k, v in sorted(trial.config.items())]
-            self.client.log_batch(run.info.run_id, params=params)
-            self.client.log_text(run.info.run_id, redact(json.dumps(trial.config, indent=2, default=str)), "params.json")
+            entry = self.state["trials"][tid] = {"run_id": None, "status": "running"}
+            self._put("create_run", tid, experiment_id=self.state["experiment_id"], run_name=tid,
+                      tags={"mlflow.parentRunId": self.parent_run_id, "sweep.trial_id": tid, "sweep.status": "running"})
+            params = [(k, redact(str(v))[:6000]) for k, v in sorted(trial.config.items())]
+            self._put("log_batch", tid, params=params)
+            self._put("log_text", tid, text=redact(json.dumps(trial.config, indent=2, default=str)), path="params.json")
         else:   # a resumed or retried trial continues in its own run
             entry["status"] = "running"
-            self.client.update_run(entry["run_id"], status="RUNNING")
-            self.client.set_tag(entry["run_id"], "sweep.status", "running")
+            self._put("update_run", tid, status="RUNNING")
+            self._put("log_batch", tid, tags=[("sweep.status", "running")])
         self._save()
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         entry = self.state["trials"][trial.trial_id]
         step = int(result.get(self.time_attr, 0))
         now = int(time.time() * 1000)
-        metrics = [Metric(k, float(v), now, step) for k, v in result.items()
+        metrics = [(k, float(v), now, step) for k, v in result.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
                    and not k.startswith(("time_", "timestamp", "training_iteration", "pid"))]
-        self.client.log_batch(entry["run_id"], metrics=metrics)
+        self._put("log_batch", trial.trial_id, metrics=metrics)
         entry["last"] = {k: v for k, v in result.items() if isinstance(v, (int, float, str, bool))}
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
@@ -112,18 +190,18 @@ class SweepTracker(tune.Callback):
         entry["fidelity"] = reached
         entry["params"] = dict(trial.config)
         entry["checkpoint"] = trial.checkpoint.path if trial.checkpoint else None
-        tags = [RunTag("sweep.status", entry["status"]), RunTag("sweep.fidelity", str(reached))]
+        tags = [("sweep.status", entry["status"]), ("sweep.fidelity", str(reached))]
         if entry["checkpoint"]:
-            tags.append(RunTag("sweep.checkpoint", entry["checkpoint"]))
-        self.client.log_batch(entry["run_id"], tags=tags)
-        self.client.set_terminated(entry["run_id"], "FINISHED")
+            tags.append(("sweep.checkpoint", entry["checkpoint"]))
+        self._put("log_batch", trial.trial_id, tags=tags)
+        self._put("terminate", trial.trial_id, status="FINISHED")
         self._after_finish()
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
         entry = self.state["trials"].get(trial.trial_id)
         if entry is not None:
             entry["retries"] = entry.get("retries", 0) + 1
-            self.client.set_tag(entry["run_id"], "sweep.retries", str(entry["retries"]))
+            self._put("log_batch", trial.trial_id, tags=[("sweep.retries", str(entry["retries"]))])
             self._save()
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
@@ -132,25 +210,28 @@ class SweepTracker(tune.Callback):
             return
         entry["status"] = "failed"
         error = getattr(trial, "error_file", None)
-        self.client.set_tag(entry["run_id"], "sweep.status", "failed")
+        tid = trial.trial_id
+        self._put("log_batch", tid, tags=[("sweep.status", "failed")])
         if error and os.path.exists(error):
-            self.client.log_artifact(entry["run_id"], error)
+            self._put("log_artifact", tid, local_path=error)
             reason = failure_reason(Path(error).read_text(errors="replace"))
             if reason:
                 entry["reason"] = reason
-                self.client.set_tag(entry["run_id"], "sweep.failure_reason", reason)
-        self.client.set_terminated(entry["run_id"], "FAILED")
+                self._put("log_batch", tid, tags=[("sweep.failure_reason", reason)])
+        self._put("terminate", tid, status="FAILED")
         self._after_finish()
 
     def on_experiment_end(self, trials, **info) -> None:
         # Also called when the run is interrupted: the sweep decides afterwards whether to
         # finalize (every trial ended) or to leave the parent resumable (see runner._finish).
+        if self.outbox is not None and not self.outbox.failed:
+            self.outbox.flush(self.timeout_s + 30)
         self._save()
 
     # -- the front ----------------------------------------------------------------------------
     @property
     def parent_run_id(self) -> str:
-        return self.state["parent_run_id"]
+        return self.run_id(PARENT)
 
     def counts(self) -> dict[str, int]:
         out = {"running": 0, "completed": 0, "stopped": 0, "failed": 0}
@@ -180,38 +261,38 @@ class SweepTracker(tune.Callback):
         c = self.counts()
         finished = c["completed"] + c["stopped"] + c["failed"]
         now = int(time.time() * 1000)
-        self.client.log_batch(self.parent_run_id, metrics=[
-            Metric("pareto_hypervolume", fr["hypervolume"], now, finished),
-            Metric("pareto_size", fr["size"], now, finished),
-            Metric("trials_completed", c["completed"], now, finished),
-            Metric("trials_stopped", c["stopped"], now, finished),
-            Metric("trials_failed", c["failed"], now, finished)])
+        self._put("log_batch", PARENT, metrics=[
+            ("pareto_hypervolume", fr["hypervolume"], now, finished), ("pareto_size", fr["size"], now, finished),
+            ("trials_completed", c["completed"], now, finished), ("trials_stopped", c["stopped"], now, finished),
+            ("trials_failed", c["failed"], now, finished)])
         self._save()
 
     def finalize(self) -> dict:
         """Tag every child with its front membership, log the front's files, close the parent."""
         fr = self.front()
         rank_of = dict(zip(fr["trial_ids"], fr["ranks"]))
-        for tid, entry in self.state["trials"].items():
+        for tid in self.state["trials"]:
             rank = rank_of.get(tid)
-            self.client.log_batch(entry["run_id"], tags=[
-                RunTag("pareto_optimal", str(rank == 0).lower()),
-                RunTag("pareto_rank", str(rank) if rank is not None else "none")])
+            self._put("log_batch", tid, tags=[("pareto_optimal", str(rank == 0).lower()),
+                                              ("pareto_rank", str(rank) if rank is not None else "none")])
         self._log_front_files(fr)
+        self.flush()
         self.close_orphans()
-        self.client.set_terminated(self.parent_run_id, "FINISHED")
+        self._put("terminate", PARENT, status="FINISHED")
+        self.flush()
         self.state["finalized"] = True
         self._save()
         return fr
 
     def close_orphans(self) -> None:
         """Child runs left RUNNING by a driver that died: mark them KILLED (a resumed trial reopens its run)."""
-        for entry in self.state.get("trials", {}).values():
-            run = self.client.get_run(entry["run_id"])
-            if run.info.status == "RUNNING":
-                self.client.set_terminated(entry["run_id"], "KILLED")
-                self.client.set_tag(entry["run_id"], "sweep.status", "killed")
-                entry["status"] = "killed"
+        for tid in self.state.get("trials", {}):
+            run_id = self.run_id(tid)
+            run = self._read(lambda: self.client.get_run(run_id)) if run_id else None
+            if run is not None and run.info.status == "RUNNING":
+                self._put("terminate", tid, status="KILLED")
+                self._put("log_batch", tid, tags=[("sweep.status", "killed")])
+                self.state["trials"][tid]["status"] = "killed"
 
     def _log_front_files(self, fr: dict) -> None:
         names = [m for m, _, _ in self.objectives]
@@ -222,30 +303,50 @@ class SweepTracker(tune.Callback):
             if not all(isinstance(last.get(m), (int, float)) for m in names):
                 continue   # failed before its first evaluation
             rank = rank_of.get(tid)
-            rows.append({"trial_id": tid, "run_id": entry["run_id"], "status": entry["status"],
+            rows.append({"trial_id": tid, "run_id": self.run_id(tid), "status": entry["status"],
                          "fidelity": last.get(self.time_attr), "pareto_rank": rank, "pareto_optimal": rank == 0,
                          **{m: last[m] for m in names}, **entry.get("params", {})})
-        with tempfile.TemporaryDirectory() as tmp:
-            paths = plots.write_front_files(rows, self.objectives, Path(tmp))
-            for p in paths:
-                self.client.log_artifact(self.parent_run_id, str(p))
+        folder = self.state_path.parent / "pareto_front"   # kept until sent (the outbox sends it later)
+        folder.mkdir(parents=True, exist_ok=True)
+        for p in plots.write_front_files(rows, self.objectives, folder):
+            self._put("log_artifact", PARENT, local_path=str(p))
         for row in rows:
             ckpt = self.state["trials"][row["trial_id"]].get("checkpoint")
             if row["pareto_optimal"] and ckpt and os.path.isdir(ckpt):
-                self.client.log_artifacts(self.parent_run_id, ckpt, f"front_weights/{row['trial_id']}")
+                self._put("log_artifacts", PARENT, local_dir=ckpt, artifact_path=f"front_weights/{row['trial_id']}")
 
     def _log_spec(self) -> None:
-        run_id = self.parent_run_id
-        self.client.log_text(run_id, self.spec_yaml, "spec.yaml")
-        self.client.log_dict(run_id, self.search_space, "search_space.json")
-        self.client.log_batch(run_id, params=[Param(f"space.{k}", json.dumps(v)[:6000])
-                                              for k, v in self.search_space.items()])
+        self._put("log_text", PARENT, text=self.spec_yaml, path="spec.yaml")
+        self._put("log_text", PARENT, text=json.dumps(self.search_space, indent=2), path="search_space.json")
+        self._put("log_batch", PARENT, params=[(f"space.{k}", json.dumps(v)[:6000]) for k, v in self.search_space.items()])
 
     def _save(self) -> None:
+        if self.outbox is not None:   # run ids the outbox learned since
+            if not self.state.get("parent_run_id") and PARENT in self.outbox.ids:
+                self.state["parent_run_id"] = self.outbox.ids[PARENT]
+            for tid, entry in self.state.get("trials", {}).items():
+                if not entry.get("run_id") and tid in self.outbox.ids:
+                    entry["run_id"] = self.outbox.ids[tid]
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.state, default=str))
         os.replace(tmp, self.state_path)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """The server could not be reached or answered 5xx (retry), as opposed to a refused write (drop)."""
+    import requests
+
+    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError,
+                        TimeoutError)):
+        return True
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(exc, MlflowException):
+        text = str(exc)
+        return ("Max retries exceeded" in text or "Connection" in text or "failed with exception" in text
+                or exc.get_http_status_code() >= 500)
+    return False
 
 
 def failure_reason(error_text: str) -> str:
@@ -271,6 +372,10 @@ def configure_mlflow_env(tracking_uri: str | None = None) -> str | None:
     that is kept and passed around holds no secret.
     """
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # A write that cannot reach the server fails within seconds, and the tracker's outbox holds it
+    # and retries (MLflow's own default retries block for about two minutes).
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     if not tracking_uri or not tracking_uri.startswith(("http://", "https://")):
         return tracking_uri
     from urllib.parse import unquote, urlsplit, urlunsplit

@@ -54,6 +54,7 @@ def _check_structure(spec: SweepSpec) -> None:
         _check_positive("failure.max_failed_trials", spec.failure.max_failed_trials)
     if spec.failure.report_timeout_s is not None:
         _check_positive("failure.report_timeout_s", spec.failure.report_timeout_s, strict=True)
+    _check_positive("failure.tracking_timeout_s", spec.failure.tracking_timeout_s, strict=True)
 
 
 def _check_tasks(spec: SweepSpec) -> None:

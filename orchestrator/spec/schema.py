@@ -180,6 +180,7 @@ class Failure(_Model):
     max_failures_per_trial: int = 0      # retries of one trial (Ray's FailureConfig.max_failures), >= 0
     max_failed_trials: int | None = None  # stop the sweep after this many failed trials; None: never
     report_timeout_s: float | None = None  # a trial silent this long (no report) is killed as hung; None: never
+    tracking_timeout_s: float = 600.0    # MLflow unreachable this long stops the sweep (writes are held and retried meanwhile), > 0
 
 
 class Tracking(_Model):

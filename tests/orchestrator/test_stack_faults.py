@@ -1,0 +1,155 @@
+"""Faults of the cluster's stack, injected for real (the `devstack` fixture), each asserting that
+nothing is lost: a worker node killed mid-trial, PostgreSQL restarted mid-sweep.
+
+Each test prints one line `FAULT name: injected=N trials_lost=... trials_duplicated=...
+runs_running=... metrics_missing=...` (run with -s to see them); all but `injected` must be 0.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from test_stack_e2e import stack_runs, stack_spec, stack_sweep_cmd
+from test_sweep_e2e import sweep_env
+
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
+
+EPOCHS = 6
+
+
+def start_sweep(folder: Path, stack, spec: Path, *args) -> subprocess.Popen:
+    out = open(folder / "sweep.log", "w")
+    return subprocess.Popen(stack_sweep_cmd(stack, spec, *args), cwd=folder, env=sweep_env(folder), stdout=out,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def sweep_log(folder: Path) -> str:
+    return (folder / "sweep.log").read_text(errors="replace")
+
+
+def tracker_state(folder: Path, name: str) -> dict:
+    path = folder / "ray_results" / name / "sweep_tracking.json"
+    return json.loads(path.read_text()).get("trials", {}) if path.exists() else {}
+
+
+def wait_for(folder: Path, name: str, ready, proc: subprocess.Popen, timeout: float = 180) -> dict:
+    """Poll the sweep's tracking state until `ready(trials)`; returns that state."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        trials = tracker_state(folder, name)
+        if ready(trials):
+            return trials
+        if proc.poll() is not None:
+            pytest.fail(f"the sweep ended early ({proc.returncode}):\n{sweep_log(folder)[-3000:]}")
+        time.sleep(0.3)
+    proc.kill()
+    pytest.fail(f"the sweep never reached the state to inject the fault in:\n{sweep_log(folder)[-3000:]}")
+
+
+def fault_record(stack, name: str, num_trials: int, finished_before: dict[str, str]) -> dict:
+    """What a fault cost, read back from MLflow: every figure must be 0."""
+    client, parents, children = stack_runs(stack, name)
+    by_trial = Counter(c.data.tags["sweep.trial_id"] for c in children)
+    done = [c for c in children if c.data.tags.get("sweep.status") in ("completed", "stopped")]
+    duplicated, missing = 0, 0
+    for c in children:
+        steps = [m.step for m in client.get_metric_history(c.info.run_id, "val_accuracy")]
+        want = set(range(1, int(c.data.tags.get("sweep.fidelity", len(steps))) + 1))
+        missing += len(want - set(steps))
+        duplicated += len(steps) != len(set(steps))
+    duplicated += sum(n - 1 for n in by_trial.values())
+    runs = {c.data.tags["sweep.trial_id"]: c for c in children}
+    duplicated += sum(tid not in runs or runs[tid].info.run_id != rid or "sweep.retries" in runs[tid].data.tags
+                      for tid, rid in finished_before.items())
+    return {"trials_lost": num_trials - len({c.data.tags["sweep.trial_id"] for c in done}),
+            "trials_duplicated": duplicated,
+            "runs_running": sum(r.info.status == "RUNNING" for r in parents + children),
+            "metrics_missing": missing}
+
+
+def report(fault: str, injected: int, record: dict) -> None:
+    print(f"\nFAULT {fault}: injected={injected} " + " ".join(f"{k}={v}" for k, v in record.items()))
+
+
+def finished(trials: dict) -> dict[str, str]:
+    return {tid: t["run_id"] for tid, t in trials.items() if t["status"] in ("completed", "stopped")}
+
+
+def epochs_logged(stack, trials: dict) -> dict[str, int]:
+    """Each running trial's last epoch as MLflow has it (the tracker's file is written per trial, not per epoch)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(stack.tracking_uri)
+    return {tid: max((m.step for m in client.get_metric_history(t["run_id"], "val_accuracy")), default=0)
+            for tid, t in trials.items() if t["status"] == "running"}
+
+
+def test_a_lost_worker_node_resumes_its_trial_on_the_other(tmp_path, devstack):
+    name = "fault-node"
+    spec = stack_spec(tmp_path, devstack, name, scheduler="none", training={"epochs": EPOCHS, "epoch_seconds": 1.0},
+                      search={"sampler": "random", "num_trials": 4, "max_concurrent": 2},
+                      failure={"max_failures_per_trial": 2, "max_failed_trials": 0})
+    proc = start_sweep(tmp_path, devstack, spec)
+
+    def mid_trial(trials):   # a trial finished, and both nodes run a trial between its first and last epoch
+        if not finished(trials):
+            return False
+        logged = epochs_logged(devstack, trials)
+        return len(logged) == 2 and all(1 <= e <= EPOCHS - 2 for e in logged.values())
+
+    trials = wait_for(tmp_path, name, mid_trial, proc)
+    before = finished(trials)
+    from orchestrator.devstack import _tree
+
+    seen: set[int] = set()   # the surviving node's processes, to tell where the lost trial went on
+    try:
+        assert len(_tree(devstack.ray_pids["w1"])) >= 3    # its `ray start`, raylet, agents, the trial's worker
+        devstack.kill_ray_node("w1")
+        deadline = time.time() + 240
+        while proc.poll() is None and time.time() < deadline:
+            seen.update(_tree(devstack.ray_pids["w2"]))
+            time.sleep(0.2)
+        proc.wait(timeout=5)
+    finally:
+        devstack.start_ray_worker("w1")
+    assert proc.returncode == 0, sweep_log(tmp_path)[-3000:]
+    client, parents, children = stack_runs(devstack, name)
+    retried = [c for c in children if "sweep.retries" in c.data.tags]
+    assert len(retried) == 1 and retried[0].data.tags["sweep.retries"] == "1"
+    victim = retried[0]
+    steps = [m.step for m in client.get_metric_history(victim.info.run_id, "val_accuracy")]
+    assert steps == list(range(1, EPOCHS + 1))    # resumed from its checkpoint: no epoch redone, none skipped
+    assert tracker_state(tmp_path, name)[victim.data.tags["sweep.trial_id"]]["last"]["pid"] in seen
+    record = fault_record(devstack, name, 4, before)
+    report("worker node lost", 1, record)
+    assert record == {"trials_lost": 0, "trials_duplicated": 0, "runs_running": 0, "metrics_missing": 0}
+
+
+def test_postgres_restarts_mid_sweep(tmp_path, devstack):
+    name = "fault-pg"
+    spec = stack_spec(tmp_path, devstack, name, scheduler="none", training={"epochs": EPOCHS, "epoch_seconds": 0.5},
+                      search={"sampler": "tpe", "num_trials": 6, "max_concurrent": 2},
+                      failure={"max_failures_per_trial": 1, "max_failed_trials": 0})
+    proc = start_sweep(tmp_path, devstack, spec)
+    injected, before = 0, {}
+    for target in (1, 3):   # restart it twice: once early, once later in the sweep
+        trials = wait_for(tmp_path, name, lambda t, n=target: len(finished(t)) >= n, proc)
+        before = finished(trials)
+        devstack.stop_postgres()
+        time.sleep(2.0)
+        devstack.start_postgres()
+        injected += 1
+    proc.wait(timeout=240)
+    assert proc.returncode == 0, sweep_log(tmp_path)[-3000:]
+    record = fault_record(devstack, name, 6, before)
+    report("postgres restart", injected, record)
+    assert record == {"trials_lost": 0, "trials_duplicated": 0, "runs_running": 0, "metrics_missing": 0}
+    import optuna
+
+    study = optuna.load_study(study_name=name, storage=devstack.study_storage)
+    assert [t.state.name for t in study.trials].count("COMPLETE") == 6
