@@ -19,8 +19,6 @@ from __future__ import annotations
 import random
 
 import optuna
-from ray.tune.search import Searcher
-
 from orchestrator.search import ParetoOptunaSearch
 
 
@@ -90,13 +88,9 @@ class RungOptunaSearch(ParetoOptunaSearch):
         self._rungs = RungModels(self._space, directions, make_rung_sampler,
                                  [*levels, self._full_budget], seed)
 
-    def suggest(self, trial_id: str):
-        if trial_id not in self._ot_trials and self.budget_spent():
-            return Searcher.FINISHED
-        if trial_id not in self._ot_trials:
-            params, _ = self._rungs.propose()
-            self._ot_study.enqueue_trial(params, skip_if_exists=False)
-        return super().suggest(trial_id)
+    def _before_ask(self) -> None:
+        params, _ = self._rungs.propose()
+        self._ot_study.enqueue_trial(params, skip_if_exists=False)
 
     def on_trial_result(self, trial_id: str, result: dict):
         self._observe(trial_id, result)

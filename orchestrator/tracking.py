@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -74,7 +75,36 @@ class SweepTracker(tune.Callback):
             self._log_spec()
         else:
             self.client.update_run(self.state["parent_run_id"], status="RUNNING")
+            self._find_unrecorded_children()
         self.close_orphans()
+        self._settled = False
+        self._save()
+
+    def _find_unrecorded_children(self) -> None:
+        """Child runs a killed driver made but never wrote to the state file join it (as running)."""
+        known = {e["run_id"] for e in self.state["trials"].values()}
+        runs = self.client.search_runs([self.state["experiment_id"]],
+                                       f"tags.mlflow.parentRunId = '{self.parent_run_id}'", max_results=50000)
+        for run in runs:
+            tid = run.data.tags.get("sweep.trial_id")
+            if run.info.run_id not in known and tid and tid not in self.state["trials"]:
+                self.state["trials"][tid] = {"run_id": run.info.run_id, "status": "running"}
+
+    def on_step_begin(self, iteration, trials, **info) -> None:
+        if getattr(self, "_settled", True):
+            return
+        # The first step of a (resumed) run knows every trial Ray will ever finish from before:
+        # an unfinished entry Ray does not hold was lost with a killed driver, and is restarted
+        # from scratch as a new trial (the searcher hands it the same study trial). Its partial
+        # run is deleted (MLflow keeps it restorable), so each trial has one run, logged once.
+        self._settled = True
+        held = {t.trial_id for t in trials}
+        lost = [tid for tid, e in self.state["trials"].items() if e["status"] in ("running", "killed") and tid not in held]
+        for tid in lost:
+            self.client.delete_run(self.state["trials"].pop(tid)["run_id"])
+        if lost:
+            print(f"{len(lost)} trials started after Ray's last checkpoint restart from scratch: "
+                  f"{', '.join(lost)}", file=sys.stderr, flush=True)
         self._save()
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
@@ -90,6 +120,9 @@ class SweepTracker(tune.Callback):
             self.client.log_text(run.info.run_id, redact(json.dumps(trial.config, indent=2, default=str)), "params.json")
         else:   # a resumed or retried trial continues in its own run
             entry["status"] = "running"
+            # it may resume from a checkpoint older than its last logged epoch: log no step twice
+            history = self.client.get_metric_history(entry["run_id"], self.time_attr)
+            entry["logged_step"] = max((m.step for m in history), default=0)
             self.client.update_run(entry["run_id"], status="RUNNING")
             self.client.set_tag(entry["run_id"], "sweep.status", "running")
         self._save()
@@ -97,12 +130,15 @@ class SweepTracker(tune.Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         entry = self.state["trials"][trial.trial_id]
         step = int(result.get(self.time_attr, 0))
+        entry["last"] = {k: v for k, v in result.items() if isinstance(v, (int, float, str, bool))}
+        if step <= entry.get("logged_step", 0):
+            return
+        entry["logged_step"] = step
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, step) for k, v in result.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
                    and not k.startswith(("time_", "timestamp", "training_iteration", "pid"))]
         self.client.log_batch(entry["run_id"], metrics=metrics)
-        entry["last"] = {k: v for k, v in result.items() if isinstance(v, (int, float, str, bool))}
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         entry = self.state["trials"][trial.trial_id]
