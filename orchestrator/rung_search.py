@@ -20,7 +20,6 @@ import random
 
 import numpy as np
 import optuna
-from ray.tune.search import Searcher
 
 from orchestrator.pareto import rank_agreement
 from orchestrator.search import ParetoOptunaSearch
@@ -117,13 +116,9 @@ class RungOptunaSearch(ParetoOptunaSearch):
         self._rungs = RungModels(self._space, directions, make_rung_sampler,
                                  [*levels, self._full_budget], seed, min_agreement=min_agreement)
 
-    def suggest(self, trial_id: str):
-        if trial_id not in self._ot_trials and self.budget_spent():
-            return Searcher.FINISHED
-        if trial_id not in self._ot_trials:
-            params, _ = self._rungs.propose()
-            self._ot_study.enqueue_trial(params, skip_if_exists=False)
-        return super().suggest(trial_id)
+    def _before_ask(self) -> None:
+        params, _ = self._rungs.propose()
+        self._ot_study.enqueue_trial(params, skip_if_exists=False)
 
     def on_trial_result(self, trial_id: str, result: dict):
         self._observe(trial_id, result)

@@ -119,6 +119,12 @@ def run_plan(spec, block, plan, tracking_uri: str, resume: bool) -> dict:
     objectives = spec.objectives_for(block)
     if resume and tune.Tuner.can_restore(str(plan.experiment_dir)):
         print(f"resuming '{plan.experiment_name}' from {plan.experiment_dir}", file=sys.stderr)
+        from orchestrator.recovery import finished_trials, settle_ray_state
+
+        settled = settle_ray_state(plan.experiment_dir, finished_trials(tracker.state_path))
+        if settled:
+            print(f"{len(settled)} trials had finished after Ray's last checkpoint: kept as they ended, "
+                  f"not rerun", file=sys.stderr)
         tuner = tune.Tuner.restore(str(plan.experiment_dir), trainable=trainable,
                                    resume_unfinished=True, resume_errored=False)
     else:
@@ -150,7 +156,7 @@ def run_plan(spec, block, plan, tracking_uri: str, resume: bool) -> dict:
         if cause is None:
             raise
         raise cause from None
-    return _finish(tracker, time.time() - start)
+    return _finish(tracker, time.time() - start, plan)
 
 
 def _cause(exc: BaseException, kind: type) -> BaseException | None:
@@ -164,7 +170,7 @@ def _cause(exc: BaseException, kind: type) -> BaseException | None:
     return None
 
 
-def _finish(tracker, seconds: float) -> dict:
+def _finish(tracker, seconds: float, plan) -> dict:
     """Finalize MLflow when every trial has ended; else leave it resumable with no run RUNNING."""
     tracker.load()                       # a fresh view of the persisted state (the Tuner may hold a copy)
     interrupted = tracker.counts().get("running", 0) > 0
@@ -174,6 +180,9 @@ def _finish(tracker, seconds: float) -> dict:
         tracker.close_parent("KILLED")
         front = tracker.front()
     else:
+        from orchestrator.search import fail_unfinished
+
+        fail_unfinished(plan.study_storage, plan.study_name)   # none left RUNNING by a killed driver
         front = tracker.finalize()
     return {"counts": tracker.counts(), "front": front, "interrupted": interrupted, "seconds": seconds,
             "parent_run_id": tracker.parent_run_id}

@@ -18,6 +18,7 @@ import warnings
 import optuna
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
+from ray.tune.utils.util import unflatten_dict
 
 from orchestrator.studystore import study_storage
 
@@ -70,8 +71,10 @@ def constraint_values(constraints, result: dict) -> list[float]:
 class ParetoOptunaSearch(OptunaSearch):
     """OptunaSearch that reports partial-budget trials as PRUNED and records constraints."""
 
-    def __init__(self, *, full_budget: int, time_attr: str, constraints=(), budget=None, **kwargs):
+    def __init__(self, *, full_budget: int, time_attr: str, constraints=(), budget=None,
+                 num_trials: int | None = None, **kwargs):
         super().__init__(**kwargs)
+        self._num_trials = num_trials
         self._full_budget = full_budget
         self._time_attr = time_attr
         self._constraints = list(constraints)
@@ -112,22 +115,48 @@ class ParetoOptunaSearch(OptunaSearch):
         return spent
 
     def suggest(self, trial_id: str):
-        if trial_id not in self._ot_trials and self.budget_spent():
-            return Searcher.FINISHED
+        if trial_id not in self._ot_trials:
+            adopted = self._adopt_orphan(trial_id)
+            if adopted is not None:
+                return adopted
+            if self.budget_spent() or self._study_full():
+                return Searcher.FINISHED
+            self._before_ask()
         return super().suggest(trial_id)
+
+    def _before_ask(self) -> None:
+        """Called before a new point is asked of the study (RungOptunaSearch enqueues it here)."""
+
+    def _study_full(self) -> bool:
+        """The study already holds `num_trials` trials (finished or running): ask no more.
+
+        Ray's own count lives in its experiment checkpoint, which a killed driver may have
+        left behind trials that were made (and even finished) after it.
+        """
+        if self._num_trials is None:
+            return False
+        waiting = optuna.trial.TrialState.WAITING
+        return sum(t.state != waiting for t in self._ot_study.get_trials(deepcopy=False)) >= self._num_trials
+
+    def _adopt_orphan(self, trial_id: str):
+        """Give `trial_id` a study trial left RUNNING by a killed driver, with its parameters.
+
+        Such a trial was asked for a Ray trial that the driver's last checkpoint does not hold,
+        so Ray will never finish it; Ray makes a new trial instead, and this one takes over
+        the orphan (same number, same point), so the study holds no trial twice and none FAILs
+        for the driver's death. Returns the config, or None when there is no orphan.
+        """
+        known = {t.number for t in self._ot_trials.values()}
+        for frozen in self._ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            if frozen.number not in known and set(frozen.params) == set(self._space):
+                self._ot_trials[trial_id] = optuna.trial.Trial(self._ot_study, frozen._trial_id)
+                return unflatten_dict(dict(frozen.params))
+        return None
 
     def on_trial_result(self, trial_id: str, result: dict):
         if self._time_attr in result:
             self._epochs[trial_id] = max(self._epochs.get(trial_id, 0), float(result[self._time_attr]))
         super().on_trial_result(trial_id, result)
-
-    def restore(self, checkpoint_path: str):
-        """Reload the searcher; study trials it no longer knows (lost with a killed driver) are failed."""
-        super().restore(checkpoint_path)
-        known = {t.number for t in self._ot_trials.values()}
-        for frozen in self._ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            if frozen.number not in known:
-                self._ot_study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         if trial_id in self._ot_trials and result and not error:
@@ -149,6 +178,15 @@ def prepare_study(storage_url: str, study_name: str, metric_names: list[str], mo
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(metric_names)
     return study
+
+
+def fail_unfinished(storage_url: str, study_name: str) -> int:
+    """Tell FAIL to study trials still RUNNING once the sweep has ended; returns how many."""
+    study = optuna.load_study(study_name=study_name, storage=study_storage(storage_url))
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    for frozen in running:
+        study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
+    return len(running)
 
 
 RUNG_AWARE = ("tpe", "gp", "nsga2")
@@ -182,7 +220,8 @@ def make_searcher(spec, objectives, block_max_t: int, study_name: str, storage_u
     common = dict(
         space=distributions(spec.parameters), metric=metrics, mode=modes,
         storage=study_storage(storage_url), study_name=study_name,
-        full_budget=block_max_t, time_attr=time_attr, constraints=search.constraints, budget=search.budget)
+        full_budget=block_max_t, time_attr=time_attr, constraints=search.constraints, budget=search.budget,
+        num_trials=search.num_trials)
     return searcher_for(search.sampler, search.seed, rung_levels(spec.scheduler, block_max_t), population,
                         constrained, getattr(spec.scheduler, "min_agreement", None), **common)
 

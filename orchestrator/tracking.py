@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -83,14 +84,52 @@ class SweepTracker(tune.Callback):
         exp = self._read(lambda: self.client.get_experiment_by_name(self.experiment))
         exp_id = exp.experiment_id if exp else self._read(lambda: self.client.create_experiment(self.experiment))
         self.state["experiment_id"] = exp_id
-        if self.run_id(PARENT) is None:
+        resumed = self.run_id(PARENT) is not None
+        if not resumed:
             self.outbox.put({"op": "create_run", "key": PARENT, "experiment_id": exp_id, "run_name": self.run_name,
                              "tags": {"sweep.role": "parent"}})
             self._log_spec()
         else:
             self._put("update_run", PARENT, status="RUNNING")
         self.flush()
+        if resumed:
+            self._find_unrecorded_children()
+            for entry in self.state["trials"].values():   # re-read from MLflow when a trial resumes
+                entry.pop("logged_step", None)
         self.close_orphans()
+        self._settled = False
+        self._save()
+
+    def _find_unrecorded_children(self) -> None:
+        """Child runs a killed driver made but never wrote to the state file join it (as running)."""
+        known = {self.run_id(tid) for tid in self.state["trials"]}
+        runs = self._read(lambda: self.client.search_runs(
+            [self.state["experiment_id"]], f"tags.mlflow.parentRunId = '{self.parent_run_id}'", max_results=50000))
+        for run in runs:
+            tid = run.data.tags.get("sweep.trial_id")
+            if run.info.run_id not in known and tid and tid not in self.state["trials"]:
+                self.state["trials"][tid] = {"run_id": run.info.run_id, "status": "running"}
+
+    def on_step_begin(self, iteration, trials, **info) -> None:
+        if self.outbox is not None and self.outbox.failed:
+            raise TrackingUnavailable(self.outbox.failed)
+        if getattr(self, "_settled", True):
+            return
+        # The first step of a (resumed) run knows every trial Ray will ever finish from before:
+        # an unfinished entry Ray does not hold was lost with a killed driver, and is restarted
+        # from scratch as a new trial (the searcher hands it the same study trial). Its partial
+        # run is deleted (MLflow keeps it restorable), so each trial has one run, logged once.
+        self._settled = True
+        held = {t.trial_id for t in trials}
+        lost = [tid for tid, e in self.state["trials"].items() if e["status"] in ("running", "killed") and tid not in held]
+        for tid in lost:
+            run = self.run_id(tid)
+            self.state["trials"].pop(tid)
+            if run:
+                self._read(lambda: self.client.delete_run(run))
+        if lost:
+            print(f"{len(lost)} trials started after Ray's last checkpoint restart from scratch: "
+                  f"{', '.join(lost)}", file=sys.stderr, flush=True)
         self._save()
 
     # -- the outbox ---------------------------------------------------------------------------
@@ -152,10 +191,6 @@ class SweepTracker(tune.Callback):
         self._put("terminate", PARENT, status=status)
         self.flush()
 
-    def on_step_begin(self, iteration, trials, **info) -> None:
-        if self.outbox is not None and self.outbox.failed:
-            raise TrackingUnavailable(self.outbox.failed)
-
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         tid = trial.trial_id
         entry = self.state["trials"].get(tid)
@@ -170,17 +205,25 @@ class SweepTracker(tune.Callback):
             entry["status"] = "running"
             self._put("update_run", tid, status="RUNNING")
             self._put("log_batch", tid, tags=[("sweep.status", "running")])
+            if "logged_step" not in entry:   # resumed by a new driver: what reached MLflow before
+                # it may resume from a checkpoint older than its last logged epoch: log no step twice
+                run = self.run_id(tid)
+                history = self._read(lambda: self.client.get_metric_history(run, self.time_attr)) if run else []
+                entry["logged_step"] = max((m.step for m in history), default=0)
         self._save()
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         entry = self.state["trials"][trial.trial_id]
         step = int(result.get(self.time_attr, 0))
+        entry["last"] = {k: v for k, v in result.items() if isinstance(v, (int, float, str, bool))}
+        if step <= entry.get("logged_step", 0):
+            return
+        entry["logged_step"] = step
         now = int(time.time() * 1000)
         metrics = [(k, float(v), now, step) for k, v in result.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
                    and not k.startswith(("time_", "timestamp", "training_iteration", "pid"))]
         self._put("log_batch", trial.trial_id, metrics=metrics)
-        entry["last"] = {k: v for k, v in result.items() if isinstance(v, (int, float, str, bool))}
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         entry = self.state["trials"][trial.trial_id]

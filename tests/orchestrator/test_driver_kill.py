@@ -22,14 +22,25 @@ from test_sweep_e2e import mlflow_runs, run_sweep, sweep_env, write_spec
 
 NUM_TRIALS = 10
 KILLS = 10
+EPOCH_S = 0.2
+RECOVERED = Counter()   # how often each repair of a killed driver's records was needed
+SEED = int(os.environ.get("DRIVER_KILL_SEED", "10"))
 
 
-def _kill_at(folder, spec, delay: float, first: bool) -> bool:
-    """Start the sweep (or resume it), SIGKILL the driver after `delay` s; True if it was still running."""
+def _kill_at(folder, spec, delay: float, in_start_up: bool, first: bool) -> bool:
+    """Start the sweep (or resume it) and SIGKILL the driver `delay` s after its start (`in_start_up`)
+    or after its tracker is set up, i.e. while trials run; True if it was still running then."""
     args = [str(spec)] + ([] if first else ["--resume"])
+    state = folder / "ray_results" / "toy" / "sweep_tracking.json"
+    before = state.stat().st_mtime_ns if state.exists() else 0
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator.sweep", *args], cwd=folder,
-                            env=sweep_env(folder, epoch_seconds=0.4), stdout=subprocess.DEVNULL,
+                            env=sweep_env(folder, epoch_seconds=EPOCH_S), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 60
+    while not in_start_up and proc.poll() is None and time.time() < deadline:
+        if state.exists() and state.stat().st_mtime_ns != before:
+            break
+        time.sleep(0.05)
     try:
         proc.wait(timeout=delay)
     except subprocess.TimeoutExpired:
@@ -38,6 +49,8 @@ def _kill_at(folder, spec, delay: float, first: bool) -> bool:
     # the driver's Ray processes outlive it; end them as a crash of the machine would
     subprocess.run(["pkill", "-9", "-s", str(proc.pid)], check=False)
     assert proc.returncode in (0, -signal.SIGKILL), err[-3000:]
+    RECOVERED["settled"] += sum("not rerun" in line for line in err.splitlines())
+    RECOVERED["restarted"] += sum("restart from scratch" in line for line in err.splitlines())
     return proc.returncode == -signal.SIGKILL
 
 
@@ -48,15 +61,19 @@ def test_driver_killed_at_random_moments_loses_and_repeats_nothing(tmp_path):
     spec = write_spec(tmp_path, training={"epochs": 4, "fail_below": 0.12, "done_file": str(done_file)},
                       search={"sampler": "random", "seed": 3, "num_trials": NUM_TRIALS, "max_concurrent": 2},
                       failure={"max_failures_per_trial": 0, "max_failed_trials": None})
-    rng = random.Random(10)
+    rng = random.Random(SEED)
     start = time.time()
     kills, runs = 0, 0
     while kills < KILLS and runs < 3 * KILLS:
-        # Ray takes ~4 s to start; past that, each run gets a few seconds of trials before the kill
-        kills += _kill_at(tmp_path, spec, rng.uniform(2.0, 9.0), first=runs == 0)
+        # one kill in five lands in start-up (Ray, restore); the others while trials run
+        in_start_up = rng.random() < 0.2
+        delay = rng.uniform(0.5, 4.0) if in_start_up else rng.uniform(0.0, 6.0)
+        kills += _kill_at(tmp_path, spec, delay, in_start_up, first=runs == 0)
         runs += 1
-    final = run_sweep(tmp_path, str(spec), "--resume", epoch_seconds=0.4, timeout=180)
+    final = run_sweep(tmp_path, str(spec), "--resume", epoch_seconds=EPOCH_S, timeout=180)
     took = time.time() - start
+    RECOVERED["settled"] += final.stderr.count("not rerun")
+    RECOVERED["restarted"] += final.stderr.count("restart from scratch")
     assert final.returncode == 0, final.stderr[-3000:]
 
     client, parents, children = mlflow_runs(tmp_path)
@@ -74,7 +91,7 @@ def test_driver_killed_at_random_moments_loses_and_repeats_nothing(tmp_path):
     print(f"\ndriver-kill: {kills} kills in {runs} runs, {len(set(trial_ids))} trials of {NUM_TRIALS}, "
           f"lost {NUM_TRIALS - len(set(trial_ids))}, run twice to completion {len(twice)}, "
           f"runs left RUNNING {len(running)}, count mismatches {mismatches}; "
-          f"mlflow {dict(statuses)}, optuna {dict(states)}; {took:.0f} s")
+          f"mlflow {dict(statuses)}, optuna {dict(states)}; repairs {dict(RECOVERED)}; {took:.0f} s")
     assert kills == KILLS
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert len(trial_ids) == len(set(trial_ids)) == NUM_TRIALS, statuses

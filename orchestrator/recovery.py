@@ -1,0 +1,59 @@
+"""After a driver killed mid-sweep: the records it left, made consistent before `--resume`.
+
+Ray writes its experiment checkpoint (trial statuses, the searcher) at most every 10 s; the
+sweep's tracker state and the Optuna study are written as things happen. A driver killed
+in between leaves Ray's view behind the others:
+
+* a trial the tracker recorded as finished (completed, stopped early, failed) may still be
+  RUNNING in Ray's checkpoint, and Ray would run it again to completion. `settle_ray_state`
+  marks it TERMINATED in the newest checkpoint, so Ray keeps it as it ended;
+* a trial Ray never checkpointed is unknown to it: the searcher hands its study trial to a
+  new Ray trial (`ParetoOptunaSearch._adopt_orphan`) and the tracker deletes its partial run
+  (`SweepTracker.on_step_begin`);
+* a trial that Ray resumes from an older checkpoint than its last logged epoch logs no
+  epoch twice (`SweepTracker.on_trial_start`).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+FINISHED = ("completed", "stopped", "failed")
+
+
+def newest_experiment_state(experiment_dir: Path) -> Path | None:
+    """The experiment checkpoint Ray restores from (it takes the greatest name too)."""
+    files = sorted(Path(experiment_dir).glob("experiment_state-*.json"))
+    return files[-1] if files else None
+
+
+def finished_trials(tracking_state: Path) -> set[str]:
+    """Trial ids the tracker's state file records as finished."""
+    if not tracking_state.exists():
+        return set()
+    trials = json.loads(tracking_state.read_text()).get("trials", {})
+    return {tid for tid, entry in trials.items() if entry.get("status") in FINISHED}
+
+
+def settle_ray_state(experiment_dir: Path, finished: set[str]) -> list[str]:
+    """Mark `finished` trials TERMINATED in Ray's newest experiment checkpoint; returns their ids.
+
+    The file is rewritten atomically, and only when some trial changes.
+    """
+    path = newest_experiment_state(experiment_dir)
+    if path is None or not finished:
+        return []
+    state = json.loads(path.read_text())
+    changed = []
+    for pair in state["trial_data"]:
+        trial = json.loads(pair[0])
+        if trial.get("trial_id") in finished and trial.get("status") not in ("TERMINATED", "ERROR"):
+            trial["status"] = "TERMINATED"
+            pair[0] = json.dumps(trial, indent=2)
+            changed.append(trial["trial_id"])
+    if changed:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, path)
+    return changed
