@@ -3,7 +3,8 @@
 Each problem is a `surnn.trainable.Trainable` with the project's usual contract
 (`train(config, report)` reports `epoch` and every objective after each epoch, for
 ``config["epochs"]`` epochs; its report noise is seeded by ``config["seed"]``, or by the
-parameter values when there is none: the same config, the same reports), plus what the benchmark
+parameter values when there is none: the same config, the same reports; ``epoch_seconds``
+makes each epoch sleep that long, for a real sweep), plus what the benchmark
 needs to set up a search over it:
 
 * `parameters`: the search space, as the spec's parameter objects;
@@ -36,6 +37,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
+import time
 
 import numpy as np
 
@@ -95,6 +97,7 @@ class Problem(Trainable):
         sds = np.broadcast_to(np.asarray(self.noise_sd, dtype=float), (len(self.objectives),))
         metrics: dict = {}
         for epoch in range(1, epochs + 1):
+            time.sleep(float(config.get("epoch_seconds", 0.0)))
             clean = self.values(config, epoch)
             metrics = {FIDELITY: epoch, **{m: float(v + noise.normal(0.0, sd))
                                            for m, v, sd in zip(self.metrics(), clean, sds)}}

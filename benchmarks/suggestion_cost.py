@@ -14,7 +14,7 @@ space = {"lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True),
          "rate": optuna.distributions.FloatDistribution(0.05, 0.9),
          "lam": optuna.distributions.FloatDistribution(1e-3, 10, log=True)}
 name, n = sys.argv[1], int(sys.argv[2])
-m = RungModels(space, ["maximize", "minimize"], lambda: make_sampler(name, 0, False), [27.0], seed=0, random_fraction=0.0)
+m = RungModels(space, ["maximize", "minimize"], lambda i: make_sampler(name, 1 + i, False), [27.0], seed=0, random_fraction=0.0)
 rng = random.Random(0)
 for i in range(n):
     p = {k: d.low + rng.random() * (d.high - d.low) for k, d in space.items()}

@@ -31,7 +31,8 @@ class RungModels:
     Args:
         space: name -> optuna distribution.
         directions: "minimize"/"maximize" per objective.
-        make_sampler: () -> a fresh sampler (one per rung study).
+        make_sampler: (rung index) -> a fresh sampler for that rung's study; give each its own
+            seed, unlike `seed` too, or a model still in its random start-up replays points.
         levels: rung levels (fidelity values), the full budget included.
         seed: seeds the random share of suggestions.
         random_fraction: share of suggestions drawn at random even when a model is ready.
@@ -47,8 +48,8 @@ class RungModels:
         self.min_points = 2 * len(self.space) + 1
         self.random_fraction = random_fraction
         self._rng = random.Random(seed)
-        self.studies = {lv: optuna.create_study(directions=list(directions), sampler=make_sampler())
-                        for lv in self.levels}
+        self.studies = {lv: optuna.create_study(directions=list(directions), sampler=make_sampler(i))
+                        for i, lv in enumerate(self.levels)}
         self._random = optuna.create_study(directions=list(directions),
                                            sampler=optuna.samplers.RandomSampler(seed=seed))
         self.min_agreement = min_agreement

@@ -235,9 +235,11 @@ def searcher_for(sampler: str, seed: int, levels, population: int, constrained: 
     if levels and sampler in RUNG_AWARE:
         from orchestrator.rung_search import RungOptunaSearch
 
-        # the main study only stores; the rung models choose every point
+        # the main study only stores; the rung models choose every point. Each rung's sampler gets
+        # its own seed: with one seed for all, a rung model still in its random start-up replays
+        # the points of the others and of the random share, exact repeats that waste trials.
         return RungOptunaSearch(
             levels=levels, seed=seed, sampler=optuna.samplers.RandomSampler(seed=seed),
-            make_rung_sampler=lambda: make_sampler(sampler, seed, False, population),
+            make_rung_sampler=lambda i: make_sampler(sampler, seed * 1009 + 1 + i, False, population),
             min_agreement=min_agreement, **common)
     return ParetoOptunaSearch(sampler=make_sampler(sampler, seed, constrained, population), **common)

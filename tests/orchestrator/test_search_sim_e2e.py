@@ -16,19 +16,19 @@ import yaml
 from benchmarks import search_efficiency, search_problems
 from test_sweep_e2e import mlflow_runs, run_sweep, write_spec
 
-EPOCHS, TRIALS = 9, 24
+EPOCHS, TRIALS = 9, 20
 
 
 @pytest.mark.slow
 def test_default_sweep_spends_epochs_as_the_simulation_says(tmp_path):
     problem = search_problems.zdt1.with_epochs(EPOCHS)
     spec = write_spec(
-        tmp_path, trainable="benchmarks.search_problems:zdt1", training={"epochs": EPOCHS},
+        tmp_path, trainable="benchmarks.search_problems:zdt1", training={"epochs": EPOCHS, "epoch_seconds": 0.02},
         objectives=[{"metric": m, "goal": "minimize", "ref": ref} for m, _, ref in problem.objectives],
-        parameters={n: {"type": "float", "low": 0.0, "high": 1.0} for n in problem.parameters},
         search={"seed": 0, "num_trials": TRIALS, "max_concurrent": 1})
     data = yaml.safe_load(spec.read_text())
     del data["scheduler"], data["search"]["sampler"]          # the defaults, whatever they are
+    data["parameters"] = {n: {"type": "float", "low": 0.0, "high": 1.0} for n in problem.parameters}
     spec.write_text(yaml.safe_dump(data))
     proc = run_sweep(tmp_path, str(spec), timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -138,6 +138,8 @@ BAD_SPECS = [
                  id="budget-below-one-trial"),
     pytest.param(_set(search__budget={"hours": 0}), "search.budget.hours", "must be > 0", id="zero-hours"),
     pytest.param(_set(scheduler__brackets=0), "scheduler.brackets", "must be >= 1", id="zero-brackets"),
+    pytest.param(_set(scheduler__min_agreement=1.5), "scheduler.min_agreement", "must be in [-1, 1]",
+                 id="agreement-above-1"),
     pytest.param(_set(resources_per_trial__cpu=0), "resources_per_trial.cpu", "must be > 0", id="zero-cpu"),
     pytest.param(_set(resources_per_trial__gpu=-1), "resources_per_trial.gpu", "must be >= 0", id="negative-gpu"),
     pytest.param(_set(failure__max_failed_trials=-1), "failure.max_failed_trials", "must be >= 0",
@@ -235,7 +237,10 @@ def test_defaults_fill_in(data):
     for key in ("scheduler", "resources_per_trial", "failure", "tracking", "trainable", "profiles", "kubernetes"):
         del data[key]
     spec = parse_spec(data)
-    assert spec.scheduler.name == "none" and spec.scheduler.scalarize is None
+    assert spec.scheduler.name == "pareto_asha" and spec.scheduler.scalarize is None   # the measured default
+    assert (spec.scheduler.grace_period, spec.scheduler.reduction_factor, spec.scheduler.brackets,
+            spec.scheduler.min_agreement) == (1, 3.0, 2, 0.7)
+    assert spec.search.sampler == "tpe"
     assert spec.trainable == "surnn.train:train"
     assert (spec.resources_per_trial.cpu, spec.resources_per_trial.gpu) == (1.0, 0.0)
     assert spec.tracking.experiment == "listops-surnn"
