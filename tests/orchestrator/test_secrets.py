@@ -59,7 +59,7 @@ def mlflow_server(tmp_path):
                              "--serve-artifacts", "--artifacts-destination", str(store / "artifacts"),
                              "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
                             env=sweep_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
+    deadline = time.time() + 180   # its imports alone take about a minute on a busy 2-core machine
     while time.time() < deadline:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)

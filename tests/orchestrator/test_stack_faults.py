@@ -153,3 +153,77 @@ def test_postgres_restarts_mid_sweep(tmp_path, devstack):
 
     study = optuna.load_study(study_name=name, storage=devstack.study_storage)
     assert [t.state.name for t in study.trials].count("COMPLETE") == 6
+
+
+def pending_writes(folder: Path, name: str) -> list[dict]:
+    path = folder / "ray_results" / name / "tracking_outbox.json"
+    return json.loads(path.read_text())["pending"] if path.exists() else []
+
+
+def test_tracking_server_down_30s_mid_sweep_loses_nothing(tmp_path, devstack):
+    name = "fault-mlflow"
+    spec = stack_spec(tmp_path, devstack, name, scheduler="none", training={"epochs": EPOCHS, "epoch_seconds": 1.0},
+                      search={"sampler": "random", "num_trials": 4, "max_concurrent": 2},
+                      failure={"max_failures_per_trial": 1, "max_failed_trials": 0, "tracking_timeout_s": 300})
+    proc = start_sweep(tmp_path, devstack, spec)
+    trials = wait_for(tmp_path, name, lambda t: len(finished(t)) >= 1 and any(
+        e["status"] == "running" for e in t.values()), proc)
+    before = finished(trials)
+    down = time.time()
+    devstack.stop_mlflow()
+    try:
+        time.sleep(8)
+        held = [op for op in pending_writes(tmp_path, name) if op.get("metrics")]
+        devstack.start_mlflow()                       # its start-up brings the outage to about 30 s
+    finally:
+        if devstack.mlflow_pid is None:
+            devstack.start_mlflow()
+    outage = time.time() - down
+    proc.wait(timeout=240)
+    assert proc.returncode == 0, sweep_log(tmp_path)[-3000:]
+    assert held, "no trial reported while the server was down"     # the trials kept running
+    client, parents, children = stack_runs(devstack, name)
+    assert parents[0].info.status == "FINISHED"
+    assert all(c.data.tags["sweep.status"] == "completed" and c.info.status == "FINISHED" for c in children)
+    for c in children:   # in order: each step's timestamp is when it was reported
+        history = sorted(client.get_metric_history(c.info.run_id, "val_accuracy"), key=lambda m: m.step)
+        assert [m.step for m in history] == list(range(1, EPOCHS + 1))
+        assert [m.timestamp for m in history] == sorted(m.timestamp for m in history)
+    assert not pending_writes(tmp_path, name)
+    record = fault_record(devstack, name, 4, before)
+    report(f"tracking server down {outage:.0f} s", 1, record)
+    assert record == {"trials_lost": 0, "trials_duplicated": 0, "runs_running": 0, "metrics_missing": 0}
+
+
+def test_tracking_server_gone_ends_the_sweep_and_resume_completes_it(tmp_path, devstack):
+    name = "fault-mlflow-gone"
+    timeout_s = 15
+    spec = stack_spec(tmp_path, devstack, name, scheduler="none", training={"epochs": EPOCHS, "epoch_seconds": 1.0},
+                      search={"sampler": "random", "num_trials": 4, "max_concurrent": 2},
+                      failure={"max_failures_per_trial": 1, "max_failed_trials": 0, "tracking_timeout_s": timeout_s})
+    proc = start_sweep(tmp_path, devstack, spec)
+    trials = wait_for(tmp_path, name, lambda t: len(finished(t)) >= 1 and any(
+        e["status"] == "running" for e in t.values()), proc)
+    before = finished(trials)
+    devstack.stop_mlflow()
+    try:
+        down = time.time()
+        proc.wait(timeout=timeout_s + 90)
+        took = time.time() - down
+        log = sweep_log(tmp_path)
+        assert proc.returncode == 1, log[-3000:]
+        errors = [line for line in log.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "failure.tracking_timeout_s" in errors[0] and "--resume" in errors[0], errors
+        assert timeout_s <= took < timeout_s + 90
+        assert pending_writes(tmp_path, name)        # kept for the resume
+    finally:
+        devstack.start_mlflow()
+    resumed = subprocess.run(stack_sweep_cmd(devstack, spec, "--resume"), cwd=tmp_path, env=sweep_env(tmp_path),
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert not pending_writes(tmp_path, name)
+    client, parents, children = stack_runs(devstack, name)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    record = fault_record(devstack, name, 4, before)
+    report("tracking server gone (then --resume)", 1, record)
+    assert record == {"trials_lost": 0, "trials_duplicated": 0, "runs_running": 0, "metrics_missing": 0}
