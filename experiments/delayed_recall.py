@@ -1,6 +1,6 @@
 """Delayed recall against silence length: suGRU (each gate) against a GRU and an LSTM, same width and budget.
 
-    python experiments/delayed_recall.py                      # CPU-sized: about 20 min on 1 core
+    python experiments/delayed_recall.py                      # CPU-sized: about 15 min on one quiet core
     python experiments/delayed_recall.py --silences 1000 --seeds 0 1 2
     python experiments/delayed_recall.py --full               # the issue's sizes (a GPU)
 

@@ -33,16 +33,24 @@ def sweep(seed: int, args, workdir: Path) -> list[dict]:
     folder.mkdir(parents=True, exist_ok=True)
     name = f"long-silence-seed{seed}"
     overrides = [f"name={name}", f"search.seed={seed}", f"training.seed={seed}", *args.set]
-    cmd = [sys.executable, "-m", "orchestrator.sweep", str(args.spec), *_profile(args), *sum((["--set", o] for o in overrides), [])]
+    resume = ["--resume"] if args.resume and (folder / "optuna.db").exists() else []
+    cmd = [sys.executable, "-m", "orchestrator.sweep", str(args.spec), *_profile(args), *resume,
+           *sum((["--set", o] for o in overrides), [])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
            "MLFLOW_DISABLE_TELEMETRY": "true", "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled")}
     print("$ " + " ".join(cmd), flush=True)
     proc = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"error: the sweep of seed {seed} exited {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}")
+    last = (proc.stderr.strip().splitlines() or [""])[-1][:300]
+    if proc.returncode != 0 and not (folder / "optuna.db").exists():
+        sys.exit(f"error: the sweep of seed {seed} exited {proc.returncode}: {last}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{folder}/optuna.db")
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if proc.returncode != 0:   # stopped (failed trials past the spec's limit): keep what completed
+        print(f"warning: the sweep of seed {seed} exited {proc.returncode} after {len(done)} completed trials "
+              f"(--resume continues it): {last}", file=sys.stderr, flush=True)
+    if not done:
+        sys.exit(f"error: the sweep of seed {seed} completed no trial: {last}")
     return [{"acc": t.values[0], "rate": t.values[1], "params": t.params} for t in done]
 
 
@@ -77,13 +85,15 @@ def main() -> None:
                         help="one more spec override for every sweep and the GRU (repeatable)")
     parser.add_argument("--full", action="store_true", help="the spec's own sizes, not its local profile")
     parser.add_argument("--workdir", type=Path, default=Path("runs/sweep_front"),
-                        help="where the sweeps' MLflow and Optuna stores go (one folder per seed; must be new)")
+                        help="where the sweeps' MLflow and Optuna stores go (one folder per seed; new unless --resume)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the seeds' sweeps already in --workdir (the orchestrator's --resume)")
     parser.add_argument("--plot", default="sweep_front.png")
     args = parser.parse_args()
     if not args.spec.is_file():
         parser.error(f"--spec: no such file {args.spec}")
-    if any((args.workdir / f"seed{s}").exists() for s in args.seeds):
-        parser.error(f"--workdir: {args.workdir} already holds a sweep of these seeds; give a new folder")
+    if not args.resume and any((args.workdir / f"seed{s}").exists() for s in args.seeds):
+        parser.error(f"--workdir: {args.workdir} already holds a sweep of these seeds; give a new folder, or --resume")
     args.workdir = args.workdir.resolve()
     trials = {s: sweep(s, args, args.workdir) for s in args.seeds}
     grus = [reference_gru(s, args, args.workdir) for s in args.seeds]

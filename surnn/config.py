@@ -20,7 +20,7 @@ class SuRNNConfig:
     cell: str = "gru"                    # candidate f(h, x): gru | rnn (tanh) | lstm
     gate: str = "event"                  # rhythmic (time only) | event (input and own state) | none (always open)
     gate_threshold: float = 0.0          # a switch opens where the gate drive exceeds this; see gates.py
-    init_update_rate: float = 0.9        # open fraction at initialisation when gate_threshold is 0, in (0, 1]
+    init_update_rate: float = 0.5        # open fraction at initialisation when gate_threshold is 0, in (0, 1]; see gates.py
     num_frequencies: int = 4             # K, rhythmic gate: sinusoids shared by all neurons, >= 1
     min_period: float = 2.0              # rhythmic gate: shortest initial period, in steps, >= 2
     max_period: float = 1024.0           # rhythmic gate: longest initial period, in steps, >= min_period

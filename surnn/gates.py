@@ -18,6 +18,16 @@ a switch parked far from its threshold (closed through the silence) then hears n
 so the silence stops voting on it. The exact-copy property does not depend on the surrogate:
 forward the switch is exactly 0 or 1 either way.
 
+Why `init_update_rate` 0.5. The boxcar is also why the initial open fraction matters: a
+switch whose drive on the silent input starts beyond +w never feels the sparsity penalty (its
+surrogate slope is 0 there) and stays open for good. The event gate's drive on one input is
+about N(c0, 1) over neurons at initialisation; at init_update_rate 0.9 (c0 = 1.28) a share
+P(N(1.28, 1) > 1.5) = 0.41 starts out of reach, and the trained rate stayed at 0.37-0.54; at 0.5
+(c0 = 0) only 0.07 does. Measured on tests/surnn/test_long_silence.py's run, seeds 0-2: 0.9 gave
+accuracy 0.691/0.615/0.682 at rate 0.535/0.372/0.414; 0.5 gave 0.664/0.664/0.648 at rate
+0.185/0.228/0.188 (and 0.732 at 0.135 with twice the steps). 0.5 also starts a quarter of the
+neurons open on a given data token and closed on the silent one, the pattern that holds it.
+
 How `gate_threshold` acts. Only ``b - threshold`` enters a gate, so with the bias b learned
 freely a threshold that b is initialised against would cancel out. Here b is initialised from
 `init_update_rate` as though the threshold were 0 and the threshold is applied on top: at

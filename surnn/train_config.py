@@ -48,7 +48,7 @@ class TrainConfig:
     surrogate_width: float = _LAYER_DEFAULTS["surrogate_width"]
     # objective
     # weight of the update-rate penalty (lambda x mean open fraction, added to the task loss), >= 0.
-    # 10 is the delayed-recall recipe: with grad_clip 1 it pulls the event gate from 0.9 open
+    # 10 is the delayed-recall recipe: with grad_clip 1 it pulls the event gate from its initial open fraction
     # down while the task loss is still learning (see surnn/gates.py)
     sparsity_lambda: float = 10.0
     target_update_rate: float | None = None   # None: penalise the rate; else (rate - target)^2, in (0, 1]

@@ -2,7 +2,7 @@
 
 A tiny, seeded delayed recall (2 tokens of 4 values, chance 0.25, exactly 1000 blank steps
 between them and the queries), same width, batch and step budget for both models, every
-other setting the library default (event gate, init_update_rate 0.9, boxcar surrogate,
+other setting the library default (event gate, init_update_rate 0.5, boxcar surrogate,
 sparsity_lambda 10).
 """
 import time
@@ -30,6 +30,7 @@ def test_default_sugru_remembers_across_1000_silent_steps_where_a_gru_is_at_chan
     su, gru = _run(tmp_path), _run(tmp_path, gate="none")
     print(f"suGRU {su['val_accuracy']:.3f} (rate {su['update_rate']:.3f}, {su['seconds']:.0f} s)  "
           f"GRU {gru['val_accuracy']:.3f} ({gru['seconds']:.0f} s)  chance 0.25")
-    assert su["val_accuracy"] > 0.5 and su["update_rate"] < 0.8   # seeds 0-2: 0.691, 0.615, 0.682
+    # seeds 0-2: accuracy 0.664, 0.664, 0.648 at rate 0.185, 0.228, 0.188
+    assert su["val_accuracy"] > 0.5 and su["update_rate"] < 0.35
     assert gru["val_accuracy"] < 0.35   # seeds 0-2: 0.215, 0.293, 0.215
     assert su["val_accuracy"] > gru["val_accuracy"] + 0.25
