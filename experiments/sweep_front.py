@@ -34,8 +34,9 @@ def sweep(seed: int, args, workdir: Path) -> list[dict]:
     name = f"long-silence-seed{seed}"
     overrides = [f"name={name}", f"search.seed={seed}", f"training.seed={seed}", *args.set]
     resume = ["--resume"] if args.resume and (folder / "optuna.db").exists() else []
+    # the seed's own stores, whatever $MLFLOW_TRACKING_URI says (it would win over the spec's)
     cmd = [sys.executable, "-m", "orchestrator.sweep", str(args.spec), *_profile(args), *resume,
-           *sum((["--set", o] for o in overrides), [])]
+           "--tracking-uri", f"sqlite:///{folder / 'mlflow.db'}", *sum((["--set", o] for o in overrides), [])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
            "MLFLOW_DISABLE_TELEMETRY": "true", "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled")}
     print("$ " + " ".join(cmd), flush=True)

@@ -47,6 +47,7 @@ def test_load_from_the_sweeps_mlflow_artifacts_in_two_lines(trained, tmp_path, m
 
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)   # set_tracking_uri exports it; undone after the test
     client = MlflowClient(uri)
     run = client.create_run(client.create_experiment("deploy", artifact_location=str(tmp_path / "artifacts")))
     client.log_artifacts(run.info.run_id, str(trained[2]), "front_weights/trial_0")   # as the sweep logs a front member
