@@ -169,7 +169,8 @@ def simulate(problem, method: str, seed: int, budget: int, max_concurrent: int, 
         reports: list[dict] = []
         problem.train({**params, "epochs": max_t}, lambda m, checkpoint_dir=None: reports.append(dict(m)))
         trials.append({"params": dict(params), "epochs": 0})
-        state = {"tid": tid, "trial": SimpleNamespace(trial_id=tid), "reports": reports, "next": 0, "i": len(trials) - 1,
+        state = {"tid": tid, "trial": SimpleNamespace(trial_id=tid), "reports": reports, "next": 0,
+                 "i": len(trials) - 1,
                  "epoch_time": problem.epoch_time(params) * jitter.uniform(0.9, 1.1)}
         heapq.heappush(events, (now + state["epoch_time"], next(order), state))
 
@@ -289,7 +290,8 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--problem", action="append", help="module:function of a problem (repeatable; default: "
                    "the four of benchmarks/search_problems.py)")
-    p.add_argument("--methods", default="default,random,tpe,random_asha,tpe_asha,tpe_asha_b3,nsga2_asha",
+    p.add_argument("--methods", default="default,tpe,nsga2,random_asha,tpe_asha,nsga2_asha,tpe_asha_b2,"
+                                        "tpe_asha_b2_a70",
                    help="comma-separated (random is always run)")
     p.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1 (default 5)")
     p.add_argument("--epochs", type=int, help="epochs per full trial for every problem (default: the problem's)")

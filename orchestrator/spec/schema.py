@@ -151,7 +151,7 @@ class ParetoASHAScheduler(_Model):
     name: Literal["pareto_asha"]
     grace_period: int = 1                # epochs before the first cut, in [1, epochs]
     reduction_factor: float = 3.0        # keep 1/reduction_factor at each rung, > 1
-    brackets: int = 2                    # Hyperband brackets, >= 1; with >= 2 the last never stops a trial
+    brackets: int = 3                    # Hyperband brackets, >= 1; with >= 2 the last never stops a trial
     min_agreement: float | None = 0.7    # a rung ranking trials unlike the full budget (Kendall tau < this) cuts none
 
     @property
@@ -238,7 +238,7 @@ class SweepSpec(_Model):
     parameters: dict[str, Parameter] = {}
     search: Search
     # the measured recommendation (benchmarks/search_efficiency.py): tpe + pareto_asha, grace 1, rf 3,
-    # 2 brackets dealt by budget, min_agreement 0.7; `scheduler: none` runs every trial to the end
+    # 3 brackets dealt by budget, min_agreement 0.7; `scheduler: none` runs every trial to the end
     scheduler: Scheduler = ParetoASHAScheduler(name="pareto_asha")
     resources_per_trial: Resources = Resources()
     failure: Failure = Failure()

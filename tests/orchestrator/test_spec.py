@@ -239,7 +239,7 @@ def test_defaults_fill_in(data):
     spec = parse_spec(data)
     assert spec.scheduler.name == "pareto_asha" and spec.scheduler.scalarize is None   # the measured default
     assert (spec.scheduler.grace_period, spec.scheduler.reduction_factor, spec.scheduler.brackets,
-            spec.scheduler.min_agreement) == (1, 3.0, 2, 0.7)
+            spec.scheduler.min_agreement) == (1, 3.0, 3, 0.7)
     assert spec.search.sampler == "tpe"
     assert spec.trainable == "surnn.train:train"
     assert (spec.resources_per_trial.cpu, spec.resources_per_trial.gpu) == (1.0, 0.0)
