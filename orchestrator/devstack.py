@@ -67,7 +67,7 @@ def _as_pg_user(cmd: list[str]) -> list[str]:
     return [runuser, "-u", "postgres", "--", *cmd]
 
 
-def _wait(check, what: str, log: Path, timeout: float = 90.0, proc: subprocess.Popen | None = None) -> None:
+def _wait(check, what: str, log: Path, timeout: float = 180.0, proc: subprocess.Popen | None = None) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if check():
@@ -230,7 +230,7 @@ class Stack:
             shutil.rmtree(self.pg_dir, ignore_errors=True)
 
     # -- MLflow -----------------------------------------------------------------------------
-    def start_mlflow(self, timeout: float = 120.0, wait: bool = True) -> None:
+    def start_mlflow(self, timeout: float = 240.0, wait: bool = True) -> None:
         self.mlflow_port = self.mlflow_port or free_port()
         log = self.path / "mlflow.log"
         mlflow = str(Path(sys.executable).with_name("mlflow"))
@@ -245,7 +245,7 @@ class Stack:
         if wait:
             self.wait_mlflow(timeout)
 
-    def wait_mlflow(self, timeout: float = 120.0) -> None:
+    def wait_mlflow(self, timeout: float = 240.0) -> None:
         _wait(lambda: _http_ok(f"{self.tracking_uri}/health"), "mlflow server", self.path / "mlflow.log", timeout)
 
     def stop_mlflow(self) -> None:
@@ -297,7 +297,10 @@ class Stack:
                "PYTHONPATH": self.pythonpath or os.environ.get("PYTHONPATH", ""),
                # a lost node is declared dead after about 3 s rather than Ray's 15-25 s
                "RAY_health_check_period_ms": "1000", "RAY_health_check_timeout_ms": "1000",
-               "RAY_health_check_failure_threshold": "3"}
+               "RAY_health_check_failure_threshold": "3",
+               # the machine's memory is shared with whatever else runs there: Ray's monitor would
+               # kill these tiny trials when another program fills it
+               "RAY_memory_monitor_refresh_ms": "0"}
         with open(log, "ab") as out:
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=self.root,
                                     start_new_session=True)
