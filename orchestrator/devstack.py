@@ -111,15 +111,16 @@ def _signal(pids: list[int], sig: int) -> None:
             pass
 
 
-def kill_tree(pid: int, sig: int = signal.SIGTERM, grace: float = 10.0) -> None:
-    """Send `sig` to `pid` and its descendants; SIGKILL whatever still lives after `grace` s."""
-    procs = _tree(pid)
+def kill_tree(*pids: int, sig: int = signal.SIGTERM, grace: float = 10.0) -> None:
+    """Send `sig` to each of `pids` and their descendants; SIGKILL whatever still lives after `grace` s."""
+    procs = [p for pid in pids for p in _tree(pid)]
     _signal(procs, sig)
     deadline = time.time() + grace
     while any(map(alive, procs)) and time.time() < deadline:
         time.sleep(0.1)
     _signal([p for p in procs if alive(p)], signal.SIGKILL)
-    _reap(pid)
+    for pid in pids:
+        _reap(pid)
 
 
 def _reap(pid: int) -> None:
@@ -318,10 +319,8 @@ class Stack:
         return len(procs)
 
     def stop_ray(self) -> None:
+        kill_tree(*[pid for pid in self.ray_pids.values() if pid])   # all nodes at once: one grace period
         for name in [*WORKERS, "head"]:
-            pid = self.ray_pids.get(name)
-            if pid is not None:
-                kill_tree(pid)
             self.ray_pids[name] = None
             tmp = self.path / f"ray-{name}.tmp"
             if tmp.exists():
