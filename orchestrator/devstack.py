@@ -67,7 +67,7 @@ def _as_pg_user(cmd: list[str]) -> list[str]:
     return [runuser, "-u", "postgres", "--", *cmd]
 
 
-def _wait(check, what: str, log: Path, timeout: float = 90.0, proc: subprocess.Popen | None = None) -> None:
+def _wait(check, what: str, log: Path, timeout: float = 180.0, proc: subprocess.Popen | None = None) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if check():
@@ -111,15 +111,16 @@ def _signal(pids: list[int], sig: int) -> None:
             pass
 
 
-def kill_tree(pid: int, sig: int = signal.SIGTERM, grace: float = 10.0) -> None:
-    """Send `sig` to `pid` and its descendants; SIGKILL whatever still lives after `grace` s."""
-    procs = _tree(pid)
+def kill_tree(*pids: int, sig: int = signal.SIGTERM, grace: float = 10.0) -> None:
+    """Send `sig` to each of `pids` and their descendants; SIGKILL whatever still lives after `grace` s."""
+    procs = [p for pid in pids for p in _tree(pid)]
     _signal(procs, sig)
     deadline = time.time() + grace
     while any(map(alive, procs)) and time.time() < deadline:
         time.sleep(0.1)
     _signal([p for p in procs if alive(p)], signal.SIGKILL)
-    _reap(pid)
+    for pid in pids:
+        _reap(pid)
 
 
 def _reap(pid: int) -> None:
@@ -230,7 +231,7 @@ class Stack:
             shutil.rmtree(self.pg_dir, ignore_errors=True)
 
     # -- MLflow -----------------------------------------------------------------------------
-    def start_mlflow(self, timeout: float = 120.0, wait: bool = True) -> None:
+    def start_mlflow(self, timeout: float = 240.0, wait: bool = True) -> None:
         self.mlflow_port = self.mlflow_port or free_port()
         log = self.path / "mlflow.log"
         mlflow = str(Path(sys.executable).with_name("mlflow"))
@@ -245,7 +246,7 @@ class Stack:
         if wait:
             self.wait_mlflow(timeout)
 
-    def wait_mlflow(self, timeout: float = 120.0) -> None:
+    def wait_mlflow(self, timeout: float = 240.0) -> None:
         _wait(lambda: _http_ok(f"{self.tracking_uri}/health"), "mlflow server", self.path / "mlflow.log", timeout)
 
     def stop_mlflow(self) -> None:
@@ -297,7 +298,10 @@ class Stack:
                "PYTHONPATH": self.pythonpath or os.environ.get("PYTHONPATH", ""),
                # a lost node is declared dead after about 3 s rather than Ray's 15-25 s
                "RAY_health_check_period_ms": "1000", "RAY_health_check_timeout_ms": "1000",
-               "RAY_health_check_failure_threshold": "3"}
+               "RAY_health_check_failure_threshold": "3",
+               # the machine's memory is shared with whatever else runs there: Ray's monitor would
+               # kill these tiny trials when another program fills it
+               "RAY_memory_monitor_refresh_ms": "0"}
         with open(log, "ab") as out:
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=self.root,
                                     start_new_session=True)
@@ -315,10 +319,8 @@ class Stack:
         return len(procs)
 
     def stop_ray(self) -> None:
+        kill_tree(*[pid for pid in self.ray_pids.values() if pid])   # all nodes at once: one grace period
         for name in [*WORKERS, "head"]:
-            pid = self.ray_pids.get(name)
-            if pid is not None:
-                kill_tree(pid)
             self.ray_pids[name] = None
             tmp = self.path / f"ray-{name}.tmp"
             if tmp.exists():

@@ -14,8 +14,19 @@ def devstack(tmp_path_factory):
     """One stack for the session (its start-up costs about a minute on 2 cores).
 
     A test that stops a service (a Ray node, the mlflow server, PostgreSQL) starts it again
-    before it ends, so the next test finds the stack whole.
+    before it ends, so the next test finds the stack whole. With SURNN_DEVSTACK=DIR the tests
+    use the stack that `python -m orchestrator.devstack up --dir DIR` started (its Ray nodes
+    need tests/orchestrator on their PYTHONPATH) and leave it running.
     """
+    import os
+
+    if os.environ.get("SURNN_DEVSTACK"):
+        from orchestrator.devstack import Stack
+
+        stack = Stack.load(os.environ["SURNN_DEVSTACK"])
+        yield stack
+        stack.save()   # the pids of what the tests restarted
+        return
     from orchestrator.devstack import PostgresMissing, Stack, StackError, _pg_bin
 
     try:

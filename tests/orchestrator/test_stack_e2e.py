@@ -41,10 +41,13 @@ def stack_runs(stack, experiment: str):
 
 
 def test_sweep_on_the_production_stack(tmp_path, devstack):
-    spec = stack_spec(tmp_path, devstack, "stack-e2e", search={"sampler": "tpe", "num_trials": 6})
+    from test_stack_faults import unique
+
+    name = unique("stack-e2e")
+    spec = stack_spec(tmp_path, devstack, name, search={"sampler": "tpe", "num_trials": 6})
     proc = run_stack_sweep(tmp_path, devstack, spec)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    client, parents, children = stack_runs(devstack, "stack-e2e")
+    client, parents, children = stack_runs(devstack, name)
     assert len(parents) == 1 and len(children) == 6
     parent = parents[0]
     assert parent.info.status == "FINISHED"
@@ -66,7 +69,7 @@ def test_sweep_on_the_production_stack(tmp_path, devstack):
     assert list((Path(devstack.root) / "artifacts").rglob("pareto_front.csv"))
     import optuna
 
-    study = optuna.load_study(study_name="stack-e2e", storage=devstack.study_storage)
+    study = optuna.load_study(study_name=name, storage=devstack.study_storage)
     states = [t.state.name for t in study.trials]
     assert states.count("COMPLETE") == statuses.count("completed")
     assert states.count("PRUNED") == statuses.count("stopped")
