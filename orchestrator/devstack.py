@@ -27,6 +27,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from orchestrator.procs import alive, kill_tree, reap, send, tree
+
 STATE = "stack.json"
 WORKERS = ("w1", "w2")
 
@@ -77,68 +79,6 @@ def _wait(check, what: str, log: Path, timeout: float = 180.0, proc: subprocess.
         time.sleep(0.2)
     tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
     raise StackError(f"{what} did not come up (log {log}):\n{tail}")
-
-
-def _children() -> dict[int, list[int]]:
-    """ppid -> pids, read from /proc."""
-    out: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            out.setdefault(ppid, []).append(int(entry))
-    return out
-
-
-def _tree(pid: int) -> list[int]:
-    """`pid` and every live descendant, parents first."""
-    if not alive(pid):
-        return []
-    kids, out = _children(), [pid]
-    for p in out:
-        out.extend(kids.get(p, []))
-    return out
-
-
-def _signal(pids: list[int], sig: int) -> None:
-    for p in pids:
-        try:
-            os.kill(p, sig)
-        except ProcessLookupError:
-            pass
-
-
-def kill_tree(*pids: int, sig: int = signal.SIGTERM, grace: float = 10.0) -> None:
-    """Send `sig` to each of `pids` and their descendants; SIGKILL whatever still lives after `grace` s."""
-    procs = [p for pid in pids for p in _tree(pid)]
-    _signal(procs, sig)
-    deadline = time.time() + grace
-    while any(map(alive, procs)) and time.time() < deadline:
-        time.sleep(0.1)
-    _signal([p for p in procs if alive(p)], signal.SIGKILL)
-    for pid in pids:
-        _reap(pid)
-
-
-def _reap(pid: int) -> None:
-    try:   # our own child: collect it so it does not linger as a zombie
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-
-
-def alive(pid: int | None) -> bool:
-    """The process exists and is not a zombie."""
-    if not pid:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 @dataclass
@@ -312,9 +252,9 @@ class Stack:
 
     def kill_ray_node(self, name: str) -> int:
         """SIGKILL a node's raylet, its workers and agents at once (a lost machine); returns how many died."""
-        procs = _tree(self.ray_pids.get(name) or 0)
-        _signal(procs[1:] + procs[:1], signal.SIGKILL)
-        _reap(self.ray_pids.get(name) or 0)
+        procs = tree(self.ray_pids.get(name) or 0)
+        send(procs[1:] + procs[:1], signal.SIGKILL)
+        reap(self.ray_pids.get(name) or 0)
         self.ray_pids[name] = None
         return len(procs)
 

@@ -190,7 +190,7 @@ def _finish(tracker, seconds: float, plan) -> dict:
 
 def run_plans(spec, plans, *, tracking_uri: str, ray_address: str | None, resume: bool, profile: str | None,
               wait_for_resources: float | None = None) -> int:
-    from orchestrator.tracking import configure_mlflow_env
+    from orchestrator.mlflow_env import configure_mlflow_env
 
     tracking_uri = configure_mlflow_env(tracking_uri)
     start_ray(ray_address)

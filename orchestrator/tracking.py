@@ -28,6 +28,7 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 
 from orchestrator import pareto, plots
+from orchestrator.mlflow_env import is_outage
 from orchestrator.outbox import Outbox
 from orchestrator.secrets import redact
 from surnn.trainable import FIDELITY
@@ -126,7 +127,7 @@ class SweepTracker(tune.Callback):
             run = self.run_id(tid)
             self.state["trials"].pop(tid)
             if run:
-                self._read(lambda: self.client.delete_run(run))
+                self._read(lambda r=run: self.client.delete_run(r))
         if lost:
             print(f"{len(lost)} trials started after Ray's last checkpoint restart from scratch: "
                   f"{', '.join(lost)}", file=sys.stderr, flush=True)
@@ -331,7 +332,7 @@ class SweepTracker(tune.Callback):
         """Child runs left RUNNING by a driver that died: mark them KILLED (a resumed trial reopens its run)."""
         for tid in self.state.get("trials", {}):
             run_id = self.run_id(tid)
-            run = self._read(lambda: self.client.get_run(run_id)) if run_id else None
+            run = self._read(lambda r=run_id: self.client.get_run(r)) if run_id else None
             if run is not None and run.info.status == "RUNNING":
                 self._put("terminate", tid, status="KILLED")
                 self._put("log_batch", tid, tags=[("sweep.status", "killed")])
@@ -376,22 +377,6 @@ class SweepTracker(tune.Callback):
         os.replace(tmp, self.state_path)
 
 
-def is_outage(exc: BaseException) -> bool:
-    """The server could not be reached or answered 5xx (retry), as opposed to a refused write (drop)."""
-    import requests
-
-    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError,
-                        TimeoutError)):
-        return True
-    from mlflow.exceptions import MlflowException
-
-    if isinstance(exc, MlflowException):
-        text = str(exc)
-        return ("Max retries exceeded" in text or "Connection" in text or "failed with exception" in text
-                or exc.get_http_status_code() >= 500)
-    return False
-
-
 def failure_reason(error_text: str) -> str:
     """The last line of a trial's traceback (`Type: message`), passwords masked, at most 500 characters."""
     lines = [line.strip() for line in error_text.splitlines() if line.strip()]
@@ -405,30 +390,3 @@ def reference_point(points, refs: list, goals: list[str]):
     given = pareto.to_minimization(np.array([[r if r is not None else np.nan for r in refs]], dtype=float), goals)[0]
     worst = np.nanmax(points, axis=0) if len(points) else np.zeros(len(refs))
     return np.where(np.isnan(given), worst, given)
-
-
-def configure_mlflow_env(tracking_uri: str | None = None) -> str | None:
-    """Quiet, offline defaults for MLflow on the driver; returns `tracking_uri` without credentials.
-
-    An `http://user:password@host` URI hands its user and password to MLflow through
-    MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (which MLflow reads itself), so the URI
-    that is kept and passed around holds no secret.
-    """
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    # A write that cannot reach the server fails within seconds, and the tracker's outbox holds it
-    # and retries (MLflow's own default retries block for about two minutes).
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-    if not tracking_uri or not tracking_uri.startswith(("http://", "https://")):
-        return tracking_uri
-    from urllib.parse import unquote, urlsplit, urlunsplit
-
-    parts = urlsplit(tracking_uri)
-    if parts.username is None:
-        return tracking_uri
-    os.environ["MLFLOW_TRACKING_USERNAME"] = unquote(parts.username)
-    if parts.password is not None:
-        os.environ["MLFLOW_TRACKING_PASSWORD"] = unquote(parts.password)
-    host = parts.hostname + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=host))
-

@@ -105,7 +105,7 @@ def epochs_logged(stack, trials: dict) -> dict[str, int]:
 
 def training_on(stack, node: str) -> bool:
     """A trial's `train` runs on `node` now (Ray titles the busy actor process `ray::ImplicitFunc.train`)."""
-    from orchestrator.devstack import _tree
+    from orchestrator.procs import tree as _tree
 
     for pid in _tree(stack.ray_pids[node] or 0):
         try:
@@ -131,7 +131,7 @@ def test_a_lost_worker_node_resumes_its_trial_on_the_other(tmp_path, devstack):
 
     trials = wait_for(tmp_path, name, mid_trial, proc)
     before = finished(trials)
-    from orchestrator.devstack import _tree
+    from orchestrator.procs import tree as _tree
 
     seen: set[int] = set()   # the surviving node's processes, to tell where the lost trial went on
     try:
