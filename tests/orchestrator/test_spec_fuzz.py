@@ -27,7 +27,7 @@ from test_sweep_e2e import ROOT, sweep_env
 
 SHIPPED = sorted((ROOT / "search_spaces").glob("*.yaml"))
 TOP = set(SweepSpec.model_fields) | {"profiles"}
-FUZZ = settings(max_examples=int(os.environ.get("SPEC_FUZZ_EXAMPLES", "15")), deadline=None, derandomize=True, database=None,
+FUZZ = settings(max_examples=int(os.environ.get("SPEC_FUZZ_EXAMPLES", "100")), deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 scalars = (st.none() | st.booleans() | st.integers(-10**6, 10**12) | st.floats(allow_nan=True, allow_infinity=True)
