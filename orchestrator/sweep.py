@@ -72,8 +72,10 @@ def make_plans(spec) -> list[Plan]:
     return plans
 
 
-def print_plan(spec, plans: list[Plan], tracking_uri: str, out=sys.stdout) -> None:
+def print_plan(spec, plans: list[Plan], tracking_uri: str, out=None) -> None:
     from orchestrator.schedulers.rungs import RungCore
+
+    out = out or sys.stdout   # looked up now, so a redirected stdout receives the plan
 
     print("# validated spec", file=out)
     print(spec.to_yaml().rstrip(), file=out)

@@ -22,6 +22,7 @@ INFERENCE_TIMINGS = ("end", "every", "off")
 # Fields of TrainConfig passed on to every SuRNN layer.
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 LAYER_FIELDS = tuple(f.name for f in dataclasses.fields(SuRNNConfig) if f.name not in ("input_size", "hidden_size"))
+MAX_LAYERS = 1024   # far above any stack that trains; a typo's billion layers would be built one by one
 _LAYER_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SuRNNConfig) if f.name in LAYER_FIELDS}
 
 
@@ -76,6 +77,8 @@ class TrainConfig:
         _check_types(self)
         _check_range(self, "hidden_size", 1)
         _check_range(self, "num_layers", 1)
+        if self.num_layers > MAX_LAYERS:
+            raise SettingError("num_layers", f"must be <= {MAX_LAYERS}, got {self.num_layers}")
         _check_range(self, "batch_size", 1)
         _check_range(self, "epochs", 1)
         for name in ("steps_per_epoch", "eval_batch_size", "max_eval_samples", "num_threads"):
