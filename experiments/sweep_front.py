@@ -126,7 +126,7 @@ def _plot(trials: dict[int, list[dict]], grus: list[dict], path: str) -> None:
         color = f"C{i}"
         ax.plot([t["rate"] for t in ts], [t["acc"] for t in ts], "o", color=color, alpha=0.35)
         f = front(ts)
-        ax.step([t["rate"] for t in f], [t["acc"] for t in f], "-", where="post", color=color,
+        ax.plot([t["rate"] for t in f], [t["acc"] for t in f], "o-", drawstyle="steps-post", color=color,
                 label=f"suGRU front, seed {seed}")
     accs, rates = [g["acc"] for g in grus], [g["rate"] for g in grus]
     ax.errorbar([statistics.mean(rates)], [statistics.mean(accs)], yerr=[[statistics.mean(accs) - min(accs)],
