@@ -157,10 +157,13 @@ def _backward(ctx, dy, dgates, h0, W, y, g, v, mask, blocks, drives):
     mode = ctx.mode
     need_dg = mode == "event" or (mode == "fixed" and ctx.needs_input_grad[4])
     dy_t = dy.transpose(0, 1) if dy is not None else None            # [T, B, H]
-    dxp = y.new_empty(T, B, 3 * H)
+    # Written time-major through a view of batch-major buffers, so that the gradients handed
+    # back to the input projections ([B, T, 3H] and [B, T, H]) are contiguous: their matmuls
+    # would otherwise copy them whole first.
+    dxp = y.new_empty(B, T, 3 * H).transpose(0, 1)
     dW, db = torch.zeros_like(W), torch.zeros(3 * H, dtype=y.dtype, device=y.device)
     dg_shape = (T, g.shape[0], g.shape[2]) if mode == "fixed" else (T, B, H)
-    dg = y.new_empty(dg_shape) if need_dg else None
+    dg = (y.new_empty(B, T, H).transpose(0, 1) if mode == "event" else y.new_empty(dg_shape)) if need_dg else None
     dv = torch.zeros_like(v) if mode == "event" else None
     dh = y.new_zeros(B, H) if dy_t is None else dy_t[T - 1].to(y.dtype, copy=True)
     S = blocks[0][0].shape[0] if blocks else 1
@@ -236,8 +239,7 @@ def _event_grads(ctx, dg_blk, dgates, a, hp, mask, t0, t1, dg) -> Tensor:
     """Event gate: d drive into dg[t0:t1] (h detached: nothing flows to the state); returns d v."""
     if dgates is not None:
         dg_blk += dgates.transpose(0, 1)[t0:t1]
-    da = dg_blk.mul_(surrogate_slope(a, ctx.surrogate, ctx.width))
+    da = torch.mul(dg_blk, surrogate_slope(a, ctx.surrogate, ctx.width), out=dg[t0:t1])
     if mask is not None:
         da.mul_(mask.t()[t0:t1, :, None])
-    dg[t0:t1] = da
-    return (da * hp).sum((0, 1))
+    return dg_blk.copy_(da).mul_(hp).sum((0, 1))
