@@ -177,6 +177,10 @@ class Resources(_Model):
 
 
 class Failure(_Model):
+    """What a failing trial costs. A hung or memory-hungry trial is a failure like a raising one
+    (retried `max_failures_per_trial` times); files a trial writes beside the spec are reported
+    (`sweep.stray_files`), not refused: trials keep the driver's working directory on purpose."""
+
     max_failures_per_trial: int = 0      # retries of one trial (Ray's FailureConfig.max_failures), >= 0
     max_failed_trials: int | None = None  # stop the sweep after this many failed trials; None: never
     report_timeout_s: float | None = None  # a trial silent this long (no report) is killed as hung; None: never
