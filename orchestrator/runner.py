@@ -104,7 +104,8 @@ def _tracker(spec, block, plan, tracking_uri: str):
 def _trainable(spec, block):
     fixed = spec.fixed_config(block)
     res = spec.resources_per_trial
-    fn = make_trial_fn(spec.trainable, fixed, res.cpu, spec.scheduler.scalarize, spec.failure.report_timeout_s)
+    fn = make_trial_fn(spec.trainable, fixed, res.cpu, spec.scheduler.scalarize, spec.failure.report_timeout_s,
+                       spec.failure.max_memory_mb)
     return tune.with_resources(fn, {"cpu": res.cpu, "gpu": res.gpu})
 
 

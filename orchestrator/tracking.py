@@ -31,6 +31,7 @@ from orchestrator import pareto, plots
 from orchestrator.mlflow_env import is_outage
 from orchestrator.outbox import Outbox
 from orchestrator.secrets import redact
+from orchestrator.trial import STRAY_FILES
 from surnn.trainable import FIDELITY
 
 STATE_FILE = "sweep_tracking.json"
@@ -217,6 +218,10 @@ class SweepTracker(tune.Callback):
         entry = self.state["trials"][trial.trial_id]
         step = int(result.get(self.time_attr, 0))
         entry["last"] = {k: v for k, v in result.items() if isinstance(v, (int, float, str, bool))}
+        stray = result.get(STRAY_FILES)
+        if stray and stray != entry.get("stray_files"):   # a warning: the trial goes on
+            entry["stray_files"] = stray
+            self._put("log_batch", trial.trial_id, tags=[("sweep.stray_files", str(stray))])
         if step <= entry.get("logged_step", 0):
             return
         entry["logged_step"] = step

@@ -54,6 +54,8 @@ def _check_structure(spec: SweepSpec) -> None:
         _check_positive("failure.max_failed_trials", spec.failure.max_failed_trials)
     if spec.failure.report_timeout_s is not None:
         _check_positive("failure.report_timeout_s", spec.failure.report_timeout_s, strict=True)
+    if spec.failure.max_memory_mb is not None:
+        _check_positive("failure.max_memory_mb", spec.failure.max_memory_mb, strict=True)
     _check_positive("failure.tracking_timeout_s", spec.failure.tracking_timeout_s, strict=True)
 
 

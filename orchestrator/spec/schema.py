@@ -177,9 +177,17 @@ class Resources(_Model):
 
 
 class Failure(_Model):
+    """What a failing trial costs. A hung or memory-hungry trial is a failure like a raising one
+    (retried `max_failures_per_trial` times); files a trial writes beside the spec are reported
+    (`sweep.stray_files`), not refused: trials keep the driver's working directory on purpose."""
+
     max_failures_per_trial: int = 0      # retries of one trial (Ray's FailureConfig.max_failures), >= 0
     max_failed_trials: int | None = None  # stop the sweep after this many failed trials; None: never
     report_timeout_s: float | None = None  # a trial silent this long (no report) is killed as hung; None: never
+    # A trial process whose resident memory (RSS, Ray's worker and torch included) passes this many
+    # MB is ended as failed (TrialOutOfMemory); None: never. Off by default: the baseline differs
+    # by model and data, and Ray's own memory monitor already guards the node as a whole.
+    max_memory_mb: float | None = None
     tracking_timeout_s: float = 600.0    # MLflow unreachable this long stops the sweep (writes are held and retried meanwhile), > 0
 
 

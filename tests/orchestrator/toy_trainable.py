@@ -5,6 +5,9 @@ quality = x * (1 - exp(-epoch / 2)) (maximise) and update_rate = x**2 (minimise)
 being `gate_threshold` here. `fail_below`: trials with x below it raise (every attempt);
 `flaky_file`: a trial raises on its first attempt only (the file records attempts);
 `hang_below`: trials with x below it stop reporting after their first epoch (sleep for an hour);
+`leak_below`: trials with x below it keep `leak_mb_per_epoch` more MB resident every epoch (default 200);
+`write_outside`: every trial writes `<write_outside>-<x>.txt` at a relative path (beside the spec) in its
+first epoch;
 `done_file`: every run of `train` that returns appends x to that file (a completion count).
 `epoch_seconds`: the time one epoch takes (default $TOY_EPOCH_SECONDS, else 0.05), for tests
 whose trials run on Ray nodes started before the test.
@@ -38,8 +41,13 @@ def _train(config: dict, report) -> dict:
     if ckpt and (ckpt / "epoch.txt").exists():
         start = int((ckpt / "epoch.txt").read_text())
     metrics = {}
+    leaked = []
     for epoch in range(start + 1, epochs + 1):
         time.sleep(float(config.get("epoch_seconds", EPOCH_SECONDS)))
+        if x < float(config.get("leak_below", -1.0)):   # written bytes, so the pages are resident
+            leaked.append(b"\x01" * (int(config.get("leak_mb_per_epoch", 200)) << 20))
+        if config.get("write_outside") and epoch == 1:
+            Path(f"{config['write_outside']}-{x:.6f}.txt").write_text("written outside the trial folder\n")
         metrics = {"epoch": epoch, "val_accuracy": x * (1 - math.exp(-epoch / 2)), "update_rate": x * x,
                    "train_loss": 1.0 - x, "tokens_per_s": 1000.0}
         if ckpt:
