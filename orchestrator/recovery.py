@@ -11,7 +11,10 @@ in between leaves Ray's view behind the others:
   new Ray trial (`ParetoOptunaSearch._adopt_orphan`) and the tracker deletes its partial run
   (`SweepTracker.on_step_begin`);
 * a trial that Ray resumes from an older checkpoint than its last logged epoch logs no
-  epoch twice (`SweepTracker.on_trial_start`).
+  epoch twice (`SweepTracker.on_trial_start`);
+* the concurrency limiter's checkpoint may count as live a trial that has ended (or that Ray
+  never checkpointed): restored as is, it would wait for them forever and start nothing.
+  `settle_search_state` keeps live only the trials Ray will resume.
 """
 from __future__ import annotations
 
@@ -57,3 +60,34 @@ def settle_ray_state(experiment_dir: Path, finished: set[str]) -> list[str]:
         tmp.write_text(json.dumps(state))
         os.replace(tmp, path)
     return changed
+
+
+def settle_search_state(experiment_dir: Path) -> list[str]:
+    """Drop from the concurrency limiter's live trials those Ray will not resume; returns their ids.
+
+    Ray restores the limiter from its newest `search_gen_state-*.json`; a trial in its live set
+    that the experiment checkpoint holds as ended (or does not hold) never reports its end again,
+    so its slot would stay taken. Rewritten atomically, and only when something changes.
+    """
+    import ray.cloudpickle as cloudpickle
+
+    runs, searches = newest_experiment_state(experiment_dir), sorted(Path(experiment_dir).glob("search_gen_state-*.json"))
+    if runs is None or not searches:
+        return []
+    unfinished = {json.loads(pair[0]).get("trial_id") for pair in json.loads(runs.read_text())["trial_data"]
+                  if json.loads(pair[0]).get("status") not in ("TERMINATED", "ERROR")}
+    path = searches[-1]
+    with open(path, "rb") as f:
+        state = cloudpickle.load(f)
+    limiter = state.get("name:ConcurrencyLimiter")
+    if not limiter or not limiter.get("live_trials"):
+        return []
+    gone = sorted(set(limiter["live_trials"]) - unfinished)
+    if gone:
+        limiter["live_trials"] = set(limiter["live_trials"]) & unfinished
+        limiter["num_unfinished_live_trials"] = len(limiter["live_trials"])
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            cloudpickle.dump(state, f)
+        os.replace(tmp, path)
+    return gone
