@@ -183,7 +183,7 @@ def test_set_overrides_are_valid_or_one_line(folder, source, picks, raw):
 def test_the_cli_in_a_subprocess_refuses_mutations_with_one_line(tmp_path, mutation):
     data = yaml.safe_load((ROOT / "search_spaces" / "synthetic.yaml").read_text())
     section, key, value = mutation
-    data[section][key] = value
+    data.setdefault(section, {})[key] = value   # a section the shipped spec leaves to its default
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump(data))
     proc = subprocess.run([sys.executable, "-m", "orchestrator.sweep", str(spec), "--dry-run"], cwd=tmp_path,
