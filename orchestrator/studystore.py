@@ -52,8 +52,14 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
         _retrying(optuna.storages.RDBStorage.__init__)(self, url, engine_kwargs=engine_kwargs, **kwargs)
 
 
+# Optuna's _CachedStorage (which every Study puts in front of an RDBStorage) calls these
+# private methods of its backend directly: they need the retry as much as the public ones.
+_CACHED_STORAGE_CALLS = ("_create_new_trial", "_set_trial_param", "_get_best_trial_id", "_get_trials",
+                         "_get_stale_trial_ids")
+
 for _name, _method in vars(optuna.storages.RDBStorage).items():
-    if callable(_method) and not _name.startswith("_") and _name not in ("remove_session",):
+    if callable(_method) and (not _name.startswith("_") or _name in _CACHED_STORAGE_CALLS) \
+            and _name not in ("remove_session",):
         setattr(RetryingRDBStorage, _name, _retrying(_method))
 
 
