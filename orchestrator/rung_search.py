@@ -57,6 +57,12 @@ class RungModels:
         self._seen: dict[float, dict[str, list[float]]] = {lv: {} for lv in self.levels}
         self.proposed: dict[str, int] = {}   # "random" or the rung level -> points proposed from it
 
+    def reseed(self) -> None:
+        """New random state for every sampler and the random share (see ParetoOptunaSearch._reseed)."""
+        self._rng = random.Random()
+        for study in [*self.studies.values(), self._random]:
+            study.sampler.reseed_rng()
+
     def observe(self, key: str, params: dict, t: float, values: list[float]) -> bool:
         """Records a trial's values at rung t (once per trial and rung); False if t is no rung."""
         t = float(t)
@@ -116,6 +122,10 @@ class RungOptunaSearch(ParetoOptunaSearch):
         directions = ["maximize" if m == "max" else "minimize" for m in self._mode]
         self._rungs = RungModels(self._space, directions, make_rung_sampler,
                                  [*levels, self._full_budget], seed, min_agreement=min_agreement)
+
+    def _reseed(self) -> None:
+        super()._reseed()
+        self._rungs.reseed()
 
     def _before_ask(self) -> None:
         params, _ = self._rungs.propose()

@@ -116,3 +116,30 @@ def test_rung_models_do_not_repeat_points(tmp_path):
     points = [tuple(sorted(t.params.items())) for t in s._ot_study.get_trials()]
     assert len(points) == 30 and len(set(points)) == 30
     assert set(s._rungs.proposed) >= {"random", "1", "3"}   # models of both rungs proposed points
+
+
+@pytest.mark.parametrize("kind", ["rung", "plain"])
+def test_a_study_grown_past_the_checkpoint_gets_new_points_after_restore(tmp_path, kind):
+    # a driver killed after the searcher's checkpoint leaves trials it drew since in the study;
+    # restored as saved, the searcher would draw those points again for new trials
+    from orchestrator.search import ParetoOptunaSearch
+
+    def make():
+        if kind == "rung":
+            return _searcher(tmp_path)
+        return ParetoOptunaSearch(
+            sampler=make_sampler("random", 3, False), space=SPACE, metric=["acc", "rate"], mode=["max", "min"],
+            storage=optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/s.db"), study_name="s", full_budget=9,
+            time_attr="epoch")
+
+    s = make()
+    _feed(s, 12)
+    s.save(str(tmp_path / "ckpt"))
+    drawn = [s.suggest("lost1"), s.suggest("lost2")]       # in the study; the driver dies here
+    restored = make()
+    restored.restore(str(tmp_path / "ckpt"))
+    adopted = [restored.suggest("again1"), restored.suggest("again2")]   # new Ray trials take the lost ones over
+    assert sorted(map(str, adopted)) == sorted(map(str, drawn))
+    after = [restored.suggest("new1"), restored.suggest("new2")]
+    assert not set(map(str, after)) & set(map(str, drawn))
+    assert len(restored._ot_study.get_trials()) == 12 + 2 + 2
