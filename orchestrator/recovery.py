@@ -14,7 +14,13 @@ in between leaves Ray's view behind the others:
   epoch twice (`SweepTracker.on_trial_start`);
 * the concurrency limiter's checkpoint may count as live a trial that has ended (or that Ray
   never checkpointed): restored as is, it would wait for them forever and start nothing.
-  `settle_search_state` keeps live only the trials Ray will resume.
+  `settle_search_state` keeps live only the trials Ray will resume;
+* a trial whose end reached disk but not the tracker's record (`ended_unrecorded`): Ray's
+  checkpoint holds it TERMINATED or ERROR (Ray and the study saw its end before the tracker's
+  callback ran), or Ray never checkpointed it but its folder's `result.json` reached the full
+  budget (it finished between Ray's checkpoint and its completion). Either way it is recorded
+  as it ended (`SweepTracker.record_ended`, and the study told for the second kind), never
+  run again.
 """
 from __future__ import annotations
 
@@ -91,3 +97,60 @@ def settle_search_state(experiment_dir: Path) -> list[str]:
             cloudpickle.dump(state, f)
         os.replace(tmp, path)
     return gone
+
+
+def _trial_folder(experiment_dir: Path, trial_id: str) -> Path | None:
+    """The folder Ray made for `trial_id` (named `<trainable>_<trial_id>_<n>_<params>_<date>`)."""
+    found = [p for p in Path(experiment_dir).glob(f"*_{trial_id}_*") if p.is_dir()]
+    return found[0] if found else None
+
+
+def result_rows(experiment_dir: Path, trial_id: str) -> list[dict]:
+    """The results Ray's driver wrote for `trial_id` (its `result.json`, one JSON object a line)."""
+    folder = _trial_folder(experiment_dir, trial_id)
+    path = folder / "result.json" if folder else None
+    if path is None or not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:   # a line cut short by the kill
+            break
+    return rows
+
+
+def ended_unrecorded(experiment_dir: Path, tracking_state: Path, max_t: int, time_attr: str) -> dict[str, dict]:
+    """Trials the tracker still holds as running whose end is on disk.
+
+    Returns {trial id: {"status": completed | stopped | failed, "rows": results in order,
+    "config": the trial's parameters, "held_by_ray": bool}}; see the module's docstring.
+    """
+    if not tracking_state.exists():
+        return {}
+    tracked = json.loads(tracking_state.read_text()).get("trials", {})
+    open_ids = {tid for tid, e in tracked.items() if e.get("status") in ("running", "killed")}
+    if not open_ids:
+        return {}
+    held: dict[str, tuple[dict, dict]] = {}
+    path = newest_experiment_state(experiment_dir)
+    if path is not None:
+        for pair in json.loads(path.read_text())["trial_data"]:
+            trial = json.loads(pair[0])
+            held[trial.get("trial_id")] = (trial, json.loads(pair[1]) if isinstance(pair[1], str) else pair[1])
+    out = {}
+    for tid in sorted(open_ids):
+        rows = result_rows(experiment_dir, tid)
+        if tid in held:
+            trial, meta = held[tid]
+            if trial.get("status") not in ("TERMINATED", "ERROR"):
+                continue   # Ray resumes it
+            last = (meta or {}).get("last_result") or (rows[-1] if rows else {})
+            if last and (not rows or rows[-1].get(time_attr) != last.get(time_attr)):
+                rows = rows + [last]
+            reached = int(last.get(time_attr, 0)) if last else 0
+            status = "failed" if trial["status"] == "ERROR" else ("completed" if reached >= max_t else "stopped")
+            out[tid] = {"status": status, "rows": rows, "config": trial.get("config", {}), "held_by_ray": True}
+        elif rows and int(rows[-1].get(time_attr, 0)) >= max_t:
+            out[tid] = {"status": "completed", "rows": rows, "config": rows[-1].get("config", {}), "held_by_ray": False}
+    return out

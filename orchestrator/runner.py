@@ -96,9 +96,36 @@ def _tracker(spec, block, plan, tracking_uri: str):
 
     objectives = [(o.metric, o.goal, o.ref) for o in spec.objectives_for(block)]
     space = {name: p.model_dump() for name, p in spec.parameters.items()}
-    return SweepTracker(tracking_uri, spec.tracking.experiment, plan.experiment_name, str(plan.experiment_dir),
+    return SweepTracker(tracking_uri, spec.tracking.experiment, plan.experiment_name, str(plan.sweep_dir),
                         objectives, plan.max_t, spec.to_yaml(), space, time_attr=FIDELITY,
                         timeout_s=spec.failure.tracking_timeout_s)
+
+
+def _record_ended(spec, plan, tracker) -> list[str]:
+    """Trials whose end reached disk but not the tracker's record: recorded as they ended (ids)."""
+    from orchestrator.recovery import ended_unrecorded
+    from orchestrator.search import complete_lost
+
+    ended = ended_unrecorded(plan.experiment_dir, tracker.state_path, plan.max_t, FIDELITY)
+    if not ended:
+        return []
+    tracker.load()
+    for tid, end in ended.items():
+        if not end["held_by_ray"]:   # Ray never saw it end, so neither did the study
+            complete_lost(plan.study_storage, plan.study_name, end["config"], end["rows"][-1], spec.search.constraints)
+        tracker.record_ended(tid, end["status"], end["rows"], end["config"])
+    return sorted(ended)
+
+
+def _move_old_records(plan) -> None:
+    """A sweep begun by an older version kept its records inside Ray's folder: move them to `sweep_dir`."""
+    from orchestrator.tracking import OUTBOX_FILE, STATE_FILE
+
+    if (plan.experiment_dir / STATE_FILE).exists() and not (plan.sweep_dir / STATE_FILE).exists():
+        plan.sweep_dir.mkdir(parents=True, exist_ok=True)
+        for name in (OUTBOX_FILE, STATE_FILE):   # the state last: its presence means the move is done
+            if (plan.experiment_dir / name).exists():
+                os.replace(plan.experiment_dir / name, plan.sweep_dir / name)
 
 
 def _trainable(spec, block):
@@ -116,13 +143,24 @@ def run_plan(spec, block, plan, tracking_uri: str, resume: bool) -> dict:
         spec.trainable_fn().prepare(spec.fixed_config(block))
     except ValueError as exc:   # data that cannot be had (offline hub, missing files): one line
         raise PreflightError(str(exc)) from None
+    _move_old_records(plan)
     tracker = _tracker(spec, block, plan, tracking_uri)
     objectives = spec.objectives_for(block)
+    from orchestrator.recovery import newest_experiment_state
+
+    if resume and tune.Tuner.can_restore(str(plan.experiment_dir)) and newest_experiment_state(plan.experiment_dir) is None:
+        # A driver killed before Ray's first experiment checkpoint leaves only tuner.pkl. Ray's
+        # restore would then start over with num_samples=1 (its resume path does not pass the
+        # Tuner's num_samples on), so the sweep starts Ray afresh; study and tracking continue.
+        print(f"'{plan.experiment_name}': no Ray checkpoint yet in {plan.experiment_dir}; starting Ray afresh "
+              f"(the study and the MLflow runs continue)", file=sys.stderr)
+        resume = False
     if resume and tune.Tuner.can_restore(str(plan.experiment_dir)):
         print(f"resuming '{plan.experiment_name}' from {plan.experiment_dir}", file=sys.stderr)
         from orchestrator.recovery import finished_trials, settle_ray_state, settle_search_state
 
         settled = settle_ray_state(plan.experiment_dir, finished_trials(tracker.state_path))
+        settled += _record_ended(spec, plan, tracker)
         settle_search_state(plan.experiment_dir)
         if settled:
             print(f"{len(settled)} trials had finished after Ray's last checkpoint: kept as they ended, "

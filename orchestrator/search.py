@@ -138,6 +138,23 @@ class ParetoOptunaSearch(OptunaSearch):
         waiting = optuna.trial.TrialState.WAITING
         return sum(t.state != waiting for t in self._ot_study.get_trials(deepcopy=False)) >= self._num_trials
 
+    def save(self, checkpoint_path: str):
+        self._saved_study_size = len(self._ot_study.get_trials(deepcopy=False))
+        super().save(checkpoint_path)
+
+    def restore(self, checkpoint_path: str):
+        super().restore(checkpoint_path)
+        if len(self._ot_study.get_trials(deepcopy=False)) > getattr(self, "_saved_study_size", 0):
+            self._reseed()
+
+    def _reseed(self) -> None:
+        """Fresh random state, for a study that has grown since this searcher's checkpoint (a driver
+        killed after it). The saved state would draw again, for new trials, the points it drew
+        after the checkpoint, whose trials live on in the study (adopted or finished): the same
+        point would run twice. A resume after a clean stop keeps the saved state, and so the
+        sequence of points a sweep without a stop would have drawn."""
+        self._sampler.reseed_rng()
+
     def _adopt_orphan(self, trial_id: str):
         """Give `trial_id` a study trial left RUNNING by a killed driver, with its parameters.
 
@@ -178,6 +195,26 @@ def prepare_study(storage_url: str, study_name: str, metric_names: list[str], mo
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(metric_names)
     return study
+
+
+def complete_lost(storage_url: str, study_name: str, config: dict, result: dict, constraints=()) -> bool:
+    """Tell COMPLETE, with its values in `result`, the RUNNING study trial that holds `config`.
+
+    For a trial that reached the full budget after Ray's last checkpoint, with a driver killed
+    before Ray saw it end (recovery.ended_unrecorded); False when the study holds no such trial.
+    """
+    from ray.tune.utils.util import flatten_dict
+
+    study = optuna.load_study(study_name=study_name, storage=study_storage(storage_url))
+    params = flatten_dict(dict(config), delimiter="/")
+    for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if frozen.params and all(params.get(k) == v for k, v in frozen.params.items()):
+            if constraints:
+                study._storage.set_trial_user_attr(frozen._trial_id, CONSTRAINTS_ATTR,
+                                                   constraint_values(constraints, result))
+            study.tell(frozen.number, [float(result[m]) for m in study.metric_names])
+            return True
+    return False
 
 
 def fail_unfinished(storage_url: str, study_name: str) -> int:

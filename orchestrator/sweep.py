@@ -61,6 +61,16 @@ class Plan:
     study_storage: str
     max_t: int
 
+    @property
+    def sweep_dir(self) -> Path:
+        """The sweep's own records (tracker state, tracking outbox, front files), beside Ray's folder.
+
+        Not inside it: Ray copies its driver's staging folder over the experiment folder at every
+        checkpoint, and a restored sweep's staging folder holds the files as they were at restore,
+        so records kept there went back in time whenever a driver died after such a copy.
+        """
+        return self.experiment_dir.with_name(self.experiment_dir.name + ".sweep")
+
 
 def make_plans(spec) -> list[Plan]:
     blocks = spec.task_blocks()
@@ -105,6 +115,7 @@ def print_plan(spec, plans: list[Plan], tracking_uri: str, out=None) -> None:
         objectives = ", ".join(f"{o.metric} ({o.goal}, ref {o.ref})" for o in spec.objectives_for(block))
         print(f"    objectives: {objectives}", file=out)
         print(f"    ray results: {plan.experiment_dir}", file=out)
+        print(f"    sweep records: {plan.sweep_dir}", file=out)
         print(f"    optuna study '{plan.study_name}' in {redact(plan.study_storage)}", file=out)
     print(f"  mlflow: {redact(tracking_uri)}, experiment '{spec.tracking.experiment}'", file=out)
 

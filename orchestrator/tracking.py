@@ -9,10 +9,10 @@ child the tags `pareto_optimal` and `pareto_rank`.
 
 Everything runs on the Ray driver through MlflowClient (no global active run). What a resume
 needs (parent run id, trial -> child run, finished results) is kept in a JSON file in the
-experiment folder, rewritten atomically after every change. Every write goes through an
-`Outbox` (orchestrator/outbox.py): sent in order by a background thread, held and retried
-while the tracking server is away, so the trials never wait for it; a server away longer than
-`failure.tracking_timeout_s` ends the sweep with that error, and `--resume` sends what is left.
+sweep's own folder beside Ray's (`Plan.sweep_dir`), rewritten atomically after every change.
+Every write goes through an `Outbox` (orchestrator/outbox.py): sent in order by a background
+thread, held and retried while the tracking server is away, so the trials never wait for it;
+a server away longer than `failure.tracking_timeout_s` ends the sweep with that error, and `--resume` sends what is left.
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ class SweepTracker(tune.Callback):
     Args:
         tracking_uri, experiment: where to log.
         run_name: the parent run's name.
-        state_dir: folder for the resume state (the Ray experiment folder).
+        state_dir: folder for the resume state (`Plan.sweep_dir`, beside the Ray experiment folder).
         objectives: list of (metric, goal, ref) in the spec's order.
         max_t: the full budget in `time_attr` units; a trial ending below it was stopped early.
         spec_yaml, search_space: logged on the parent run.
@@ -246,6 +246,33 @@ class SweepTracker(tune.Callback):
         self._put("terminate", trial.trial_id, status="FINISHED")
         self._after_finish()
 
+    def record_ended(self, trial_id: str, status: str, rows: list[dict], config: dict) -> None:
+        """Record a trial whose end reached disk but not this state (see recovery.ended_unrecorded).
+
+        Logs the epochs MLflow lacks from `rows` (the trial's results in order), then its status
+        as `on_trial_complete` / `on_trial_error` would have; waits for the writes.
+        """
+        entry = self.state["trials"].setdefault(trial_id, {"run_id": None, "status": "running"})
+        run = self.run_id(trial_id)
+        if run is None:
+            self._put("create_run", trial_id, experiment_id=self.state["experiment_id"], run_name=trial_id,
+                      tags={"mlflow.parentRunId": self.parent_run_id, "sweep.trial_id": trial_id})
+            self._put("log_batch", trial_id, params=[(k, redact(str(v))[:6000]) for k, v in sorted(config.items())])
+            logged = 0
+        else:
+            history = self._read(lambda: self.client.get_metric_history(run, self.time_attr))
+            logged = max((m.step for m in history), default=0)
+        entry["logged_step"] = logged
+        for row in rows:
+            self.on_trial_result(0, [], _Ended(trial_id), row)
+        last = entry.get("last", {})
+        entry.update(status=status, fidelity=int(last.get(self.time_attr, 0)), params=dict(config))
+        tags = [("sweep.status", status), ("sweep.fidelity", str(entry["fidelity"]))]
+        self._put("log_batch", trial_id, tags=tags)
+        self._put("terminate", trial_id, status="FAILED" if status == "failed" else "FINISHED")
+        self._after_finish()
+        self.flush()
+
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
         entry = self.state["trials"].get(trial.trial_id)
         if entry is not None:
@@ -380,6 +407,13 @@ class SweepTracker(tune.Callback):
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.state, default=str))
         os.replace(tmp, self.state_path)
+
+
+class _Ended:
+    """Stands for a Ray trial that is no longer there, in `record_ended`'s call of `on_trial_result`."""
+
+    def __init__(self, trial_id: str):
+        self.trial_id = trial_id
 
 
 def failure_reason(error_text: str) -> str:

@@ -31,7 +31,7 @@ def _kill_at(folder, spec, delay: float, in_start_up: bool, first: bool) -> bool
     """Start the sweep (or resume it) and SIGKILL the driver `delay` s after its start (`in_start_up`)
     or after its tracker is set up, i.e. while trials run; True if it was still running then."""
     args = [str(spec)] + ([] if first else ["--resume"])
-    state = folder / "ray_results" / "toy" / "sweep_tracking.json"
+    state = folder / "ray_results" / "toy.sweep" / "sweep_tracking.json"
     before = state.stat().st_mtime_ns if state.exists() else 0
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator.sweep", *args], cwd=folder,
                             env=sweep_env(folder, epoch_seconds=EPOCH_S), stdout=subprocess.DEVNULL,
@@ -101,3 +101,37 @@ def test_driver_killed_at_random_moments_loses_and_repeats_nothing(tmp_path):
     for c in children:   # each trial's epochs are logged once each, in order
         steps = [m.step for m in client.get_metric_history(c.info.run_id, "val_accuracy")]
         assert steps == list(range(1, len(steps) + 1)), (c.data.tags["sweep.trial_id"], steps)
+
+
+@pytest.mark.slow
+@pytest.mark.faults
+def test_a_driver_killed_before_rays_first_checkpoint_resumes_the_whole_sweep(tmp_path):
+    # Ray's restore of a folder holding only tuner.pkl would run one trial (its resume path drops
+    # num_samples); the sweep starts Ray afresh instead, and the study and MLflow runs continue.
+    spec = write_spec(tmp_path, training={"epochs": 2},
+                      search={"sampler": "random", "seed": 1, "num_trials": 4, "max_concurrent": 2})
+    folder = tmp_path / "ray_results" / "toy"
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.sweep", str(spec)], cwd=tmp_path,
+                            env=sweep_env(tmp_path, epoch_seconds=EPOCH_S), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 60
+    while not (folder / "tuner.pkl").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    subprocess.run(["pkill", "-9", "-s", str(proc.pid)], check=False)
+    for pattern in ("experiment_state-*", "search_gen_state-*", "searcher-state-*", "callback-states-*"):
+        for path in folder.glob(pattern):   # as if the kill came before Ray's first checkpoint
+            path.unlink()
+
+    final = run_sweep(tmp_path, str(spec), "--resume", epoch_seconds=EPOCH_S, timeout=180)
+    assert final.returncode == 0, final.stderr[-3000:]
+    assert "starting Ray afresh" in final.stderr
+    _, parents, children = mlflow_runs(tmp_path)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len({c.data.tags["sweep.trial_id"] for c in children}) == len(children) == 4
+    assert all(c.info.status in ("FINISHED", "FAILED") for c in children)
+    import optuna
+
+    study = optuna.load_study(study_name="toy", storage=f"sqlite:///{tmp_path}/optuna.db")
+    assert len(study.trials) == 4 and all(t.state.is_finished() for t in study.trials)

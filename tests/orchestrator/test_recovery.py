@@ -6,7 +6,7 @@ import json
 import ray.cloudpickle as cloudpickle
 from ray.tune.search import ConcurrencyLimiter, Searcher
 
-from orchestrator.recovery import settle_ray_state, settle_search_state
+from orchestrator.recovery import ended_unrecorded, result_rows, settle_ray_state, settle_search_state
 
 
 def _experiment_state(folder, statuses: dict[str, str], stamp: str = "2026-01-01_00-00-00"):
@@ -52,3 +52,42 @@ def test_nothing_is_rewritten_when_the_limiter_is_consistent(tmp_path):
     assert settle_search_state(tmp_path) == []
     assert path.stat().st_mtime_ns == before and _live(tmp_path) == {"a", "b"}
     assert settle_search_state(tmp_path / "missing") == []
+
+
+def _tracked(folder, statuses: dict[str, str]):
+    path = folder / "sweep_tracking.json"
+    path.write_text(json.dumps({"trials": {tid: {"run_id": None, "status": st} for tid, st in statuses.items()}}))
+    return path
+
+
+def _results(folder, tid: str, epochs: int, cut: bool = False):
+    trial = folder / f"run_trial_{tid}_1_x=0.5_2026-01-01_00-00-00"
+    trial.mkdir()
+    lines = [json.dumps({"epoch": e, "val_accuracy": e / 10, "config": {"x": 0.5}}) for e in range(1, epochs + 1)]
+    (trial / "result.json").write_text("\n".join(lines) + ("\n{\"epoch\": " if cut else "\n"))
+
+
+def test_trials_whose_end_reached_disk_but_not_the_tracker_are_found(tmp_path):
+    # a, b: Ray saw them end (TERMINATED after 4 of 4 epochs, and ERROR); c: Ray never checkpointed it
+    # but its results reached the full budget (the last line cut short by the kill); d: lost halfway
+    # (restarts); e: Ray resumes it; f: the tracker already has its end.
+    trial_data = []
+    for tid, status, last in [("a", "TERMINATED", {"epoch": 4, "val_accuracy": 0.4}), ("b", "ERROR", None),
+                              ("e", "RUNNING", {"epoch": 1}), ("f", "TERMINATED", {"epoch": 2})]:
+        trial_data.append([json.dumps({"trial_id": tid, "status": status, "config": {"x": 0.5}}),
+                           json.dumps({"last_result": last})])
+    (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text(json.dumps({"trial_data": trial_data}))
+    _results(tmp_path, "a", 3)
+    _results(tmp_path, "c", 4, cut=True)
+    _results(tmp_path, "d", 2)
+    state = _tracked(tmp_path, {"a": "running", "b": "killed", "c": "running", "d": "running", "e": "running",
+                                "f": "stopped"})
+    ended = ended_unrecorded(tmp_path, state, max_t=4, time_attr="epoch")
+    assert sorted(ended) == ["a", "b", "c"]
+    assert ended["a"]["status"] == "completed" and ended["a"]["held_by_ray"]
+    assert [r["epoch"] for r in ended["a"]["rows"]] == [1, 2, 3, 4]   # Ray's last result joins the file's
+    assert ended["b"]["status"] == "failed" and ended["b"]["rows"] == []
+    assert ended["c"]["status"] == "completed" and not ended["c"]["held_by_ray"]
+    assert [r["epoch"] for r in ended["c"]["rows"]] == [1, 2, 3, 4] and ended["c"]["config"] == {"x": 0.5}
+    assert result_rows(tmp_path, "missing") == []
+    assert ended_unrecorded(tmp_path, tmp_path / "none.json", max_t=4, time_attr="epoch") == {}

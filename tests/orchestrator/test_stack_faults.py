@@ -42,7 +42,7 @@ def sweep_log(folder: Path) -> str:
 
 def tracker_state(folder: Path, name: str) -> dict:
     """The tracker's trials, each with its MLflow run id as soon as the outbox has made the run."""
-    path = folder / "ray_results" / name / "sweep_tracking.json"
+    path = folder / "ray_results" / f"{name}.sweep" / "sweep_tracking.json"
     trials = json.loads(path.read_text()).get("trials", {}) if path.exists() else {}
     outbox = path.with_name("tracking_outbox.json")
     ids = json.loads(outbox.read_text()).get("ids", {}) if outbox.exists() else {}
@@ -183,7 +183,7 @@ def test_postgres_restarts_mid_sweep(tmp_path, devstack):
 
 
 def pending_writes(folder: Path, name: str) -> list[dict]:
-    path = folder / "ray_results" / name / "tracking_outbox.json"
+    path = folder / "ray_results" / f"{name}.sweep" / "tracking_outbox.json"
     return json.loads(path.read_text())["pending"] if path.exists() else []
 
 

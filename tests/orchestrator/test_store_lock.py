@@ -36,7 +36,7 @@ def test_second_sweep_on_the_same_store_is_refused_at_once(tmp_path):
     first = write_spec(first_dir, tracking={"uri": store}, **common)
     second = write_spec(second_dir, name="toy-other", tracking={"uri": store}, **common)
     proc = _start(first_dir, first)
-    _wait_for(first_dir / "ray_results" / "toy" / "sweep_tracking.json", proc)   # trials are under way
+    _wait_for(first_dir / "ray_results" / "toy.sweep" / "sweep_tracking.json", proc)   # trials are under way
     start = time.time()
     refused = run_sweep(second_dir, str(second))
     took = time.time() - start
@@ -57,7 +57,7 @@ def test_the_lock_dies_with_a_killed_sweep(tmp_path):
     spec = write_spec(tmp_path, search={"num_trials": 2, "max_concurrent": 1}, scheduler="none",
                       training={"epochs": 2})
     proc = _start(tmp_path, spec, epoch_seconds=5.0)
-    _wait_for(tmp_path / "ray_results" / "toy" / "sweep_tracking.json", proc)
+    _wait_for(tmp_path / "ray_results" / "toy.sweep" / "sweep_tracking.json", proc)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=60)
     subprocess.run(["pkill", "-9", "-s", str(proc.pid)], check=False)   # its Ray processes, as a crash leaves them

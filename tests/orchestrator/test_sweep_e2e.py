@@ -101,7 +101,7 @@ def test_gpu_the_cluster_lacks_fails_before_any_trial(tmp_path):
     proc = run_sweep(tmp_path, str(spec))
     assert proc.returncode == 2
     assert "resources_per_trial.gpu" in proc.stderr and "resources_per_trial.gpu=0" in proc.stderr
-    assert not (tmp_path / "ray_results" / "toy").exists()
+    assert not (tmp_path / "ray_results" / "toy").exists() and not (tmp_path / "ray_results" / "toy.sweep").exists()
 
 
 @pytest.mark.slow
@@ -169,7 +169,7 @@ def test_resume_after_the_driver_is_stopped(tmp_path, sig, rung_aware):
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator.sweep", str(spec)], cwd=tmp_path,
                             env=sweep_env(tmp_path, epoch_seconds=1.0), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
-    state = tmp_path / "ray_results" / "toy" / "sweep_tracking.json"
+    state = tmp_path / "ray_results" / "toy.sweep" / "sweep_tracking.json"
     deadline = time.time() + 120
     while time.time() < deadline:   # wait until some trials finished and others run
         if state.exists():
