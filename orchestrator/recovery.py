@@ -20,7 +20,11 @@ in between leaves Ray's view behind the others:
   callback ran), or Ray never checkpointed it but its folder's `result.json` reached the full
   budget (it finished between Ray's checkpoint and its completion). Either way it is recorded
   as it ended (`SweepTracker.record_ended`, and the study told for the second kind), never
-  run again.
+  run again;
+* a trial Ray will resume from a checkpoint that is gone: with `num_to_keep=1` the trial's
+  newer checkpoint replaced it after Ray's last experiment checkpoint, and Ray's restore would
+  fail the trial. `repoint_checkpoints` points it at the newest checkpoint in its folder (or,
+  with none, lets it start over; the tracker logs no epoch twice).
 """
 from __future__ import annotations
 
@@ -154,3 +158,50 @@ def ended_unrecorded(experiment_dir: Path, tracking_state: Path, max_t: int, tim
         elif rows and int(rows[-1].get(time_attr, 0)) >= max_t:
             out[tid] = {"status": "completed", "rows": rows, "config": rows[-1].get("config", {}), "held_by_ray": False}
     return out
+
+
+def repoint_checkpoints(experiment_dir: Path) -> list[str]:
+    """Point each trial Ray will resume at a checkpoint that exists; returns the trials changed.
+
+    Ray's checkpoint of a trial names its latest checkpoint folder. If that folder is gone (a
+    newer one replaced it after Ray's last experiment checkpoint), the newest `checkpoint_*`
+    folder of the trial takes its place, with the metrics `result.json` holds for it; with no
+    folder left, the trial starts over. Rewritten atomically, and only when something changes.
+    """
+    import ray.cloudpickle as cloudpickle
+    from ray._common.utils import binary_to_hex, hex_to_binary
+    from ray.train._internal.session import _TrainingResult
+
+    path = newest_experiment_state(experiment_dir)
+    if path is None:
+        return []
+    state = json.loads(path.read_text())
+    changed = []
+    for pair in state["trial_data"]:
+        trial = json.loads(pair[0])
+        if trial.get("status") in ("TERMINATED", "ERROR") or not isinstance(pair[1], str):
+            continue
+        meta = json.loads(pair[1])
+        blob = meta.get("checkpoint_manager")
+        if not isinstance(blob, dict) or blob.get("_type") != "CLOUDPICKLE_FALLBACK":
+            continue
+        manager = cloudpickle.loads(hex_to_binary(blob["value"]))
+        latest = manager.latest_checkpoint_result
+        if latest is None or latest.checkpoint is None or os.path.isdir(latest.checkpoint.path):
+            continue
+        found = sorted(p for p in Path(latest.checkpoint.path).parent.glob("checkpoint_*") if p.is_dir())
+        result = None
+        if found:   # zero-padded names: the greatest is the newest
+            rows = {r.get("checkpoint_dir_name"): r for r in result_rows(experiment_dir, trial["trial_id"])}
+            checkpoint = type(latest.checkpoint)(str(found[-1]), filesystem=latest.checkpoint.filesystem)
+            result = _TrainingResult(checkpoint=checkpoint, metrics=rows.get(found[-1].name, latest.metrics))
+        manager._checkpoint_results = [result] if result else []
+        manager._latest_checkpoint_result = result
+        meta["checkpoint_manager"] = {"_type": "CLOUDPICKLE_FALLBACK", "value": binary_to_hex(cloudpickle.dumps(manager))}
+        pair[1] = json.dumps(meta)
+        changed.append(trial["trial_id"])
+    if changed:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, path)
+    return changed

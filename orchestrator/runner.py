@@ -157,11 +157,12 @@ def run_plan(spec, block, plan, tracking_uri: str, resume: bool) -> dict:
         resume = False
     if resume and tune.Tuner.can_restore(str(plan.experiment_dir)):
         print(f"resuming '{plan.experiment_name}' from {plan.experiment_dir}", file=sys.stderr)
-        from orchestrator.recovery import finished_trials, settle_ray_state, settle_search_state
+        from orchestrator.recovery import finished_trials, repoint_checkpoints, settle_ray_state, settle_search_state
 
         settled = settle_ray_state(plan.experiment_dir, finished_trials(tracker.state_path))
         settled += _record_ended(spec, plan, tracker)
         settle_search_state(plan.experiment_dir)
+        repoint_checkpoints(plan.experiment_dir)
         if settled:
             print(f"{len(settled)} trials had finished after Ray's last checkpoint: kept as they ended, "
                   f"not rerun", file=sys.stderr)

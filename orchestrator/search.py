@@ -161,13 +161,18 @@ class ParetoOptunaSearch(OptunaSearch):
         Such a trial was asked for a Ray trial that the driver's last checkpoint does not hold,
         so Ray will never finish it; Ray makes a new trial instead, and this one takes over
         the orphan (same number, same point), so the study holds no trial twice and none FAILs
-        for the driver's death. Returns the config, or None when there is no orphan.
+        for the driver's death. An orphan left before its point was chosen (no parameters) gets
+        one from the sampler now. Returns the config, or None when there is no orphan.
         """
         known = {t.number for t in self._ot_trials.values()}
         for frozen in self._ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            if frozen.number not in known and set(frozen.params) == set(self._space):
-                self._ot_trials[trial_id] = optuna.trial.Trial(self._ot_study, frozen._trial_id)
-                return unflatten_dict(dict(frozen.params))
+            if frozen.number in known or not set(frozen.params) <= set(self._space):
+                continue
+            trial = optuna.trial.Trial(self._ot_study, frozen._trial_id)
+            for name, dist in self._space.items():   # a driver killed before the point was chosen left
+                _suggest(trial, name, dist)          # it empty: the sampler chooses it now
+            self._ot_trials[trial_id] = trial
+            return unflatten_dict(dict(trial.params))
         return None
 
     def on_trial_result(self, trial_id: str, result: dict):
@@ -183,6 +188,16 @@ class ParetoOptunaSearch(OptunaSearch):
                 self._ot_trials[trial_id].set_user_attr(
                     CONSTRAINTS_ATTR, constraint_values(self._constraints, result))
         super().on_trial_complete(trial_id, result=result, error=error)
+
+
+def _suggest(trial: optuna.trial.Trial, name: str, dist) -> None:
+    """trial.suggest_* for one distribution (a parameter the trial holds keeps its value)."""
+    if isinstance(dist, optuna.distributions.CategoricalDistribution):
+        trial.suggest_categorical(name, dist.choices)
+    elif isinstance(dist, optuna.distributions.IntDistribution):
+        trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    else:
+        trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
 
 
 def prepare_study(storage_url: str, study_name: str, metric_names: list[str], modes: list[str]) -> optuna.Study:

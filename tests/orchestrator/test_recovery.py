@@ -6,7 +6,7 @@ import json
 import ray.cloudpickle as cloudpickle
 from ray.tune.search import ConcurrencyLimiter, Searcher
 
-from orchestrator.recovery import ended_unrecorded, result_rows, settle_ray_state, settle_search_state
+from orchestrator.recovery import ended_unrecorded, repoint_checkpoints, result_rows, settle_ray_state, settle_search_state
 
 
 def _experiment_state(folder, statuses: dict[str, str], stamp: str = "2026-01-01_00-00-00"):
@@ -91,3 +91,46 @@ def test_trials_whose_end_reached_disk_but_not_the_tracker_are_found(tmp_path):
     assert [r["epoch"] for r in ended["c"]["rows"]] == [1, 2, 3, 4] and ended["c"]["config"] == {"x": 0.5}
     assert result_rows(tmp_path, "missing") == []
     assert ended_unrecorded(tmp_path, tmp_path / "none.json", max_t=4, time_attr="epoch") == {}
+
+
+def _manager_blob(checkpoint_path, metrics):
+    from ray.train import CheckpointConfig
+    from ray.train._internal.checkpoint_manager import _CheckpointManager
+    from ray.train._internal.session import _TrainingResult
+    from ray.tune import Checkpoint
+    from ray.tune.utils.serialization import TuneFunctionEncoder
+
+    manager = _CheckpointManager(CheckpointConfig(num_to_keep=1))
+    manager.register_checkpoint(_TrainingResult(Checkpoint(str(checkpoint_path)), metrics))
+    return json.dumps({"checkpoint_manager": manager, "last_result": metrics}, cls=TuneFunctionEncoder)
+
+
+def _restored_path(folder, tid):
+    from ray.tune.utils.serialization import TuneFunctionDecoder
+
+    for pair in json.loads(next(folder.glob("experiment_state-*.json")).read_text())["trial_data"]:
+        if json.loads(pair[0])["trial_id"] == tid:
+            latest = json.loads(pair[1], cls=TuneFunctionDecoder, allow_cloudpickle=True)["checkpoint_manager"]
+            result = latest.latest_checkpoint_result
+            return (result.checkpoint.path, result.metrics.get("epoch")) if result else None
+
+
+def test_a_trial_whose_checkpoint_was_replaced_resumes_from_the_newest_one_on_disk(tmp_path):
+    # Ray's state names checkpoint_000001, which num_to_keep=1 deleted when checkpoint_000003 came
+    trials = {}
+    for tid in ("a", "b", "c"):
+        trials[tid] = tmp_path / f"run_trial_{tid}_1_x=0.5_2026-01-01_00-00-00"
+        trials[tid].mkdir()
+    (trials["a"] / "checkpoint_000003").mkdir()
+    (trials["b"] / "checkpoint_000001").mkdir()
+    (trials["a"] / "result.json").write_text("\n".join(
+        json.dumps({"epoch": e, "checkpoint_dir_name": f"checkpoint_{e - 1:06d}"}) for e in (1, 2, 3, 4)) + "\n")
+    data = [[json.dumps({"trial_id": "a", "status": "RUNNING"}), _manager_blob(trials["a"] / "checkpoint_000001", {"epoch": 2})],
+            [json.dumps({"trial_id": "b", "status": "PENDING"}), _manager_blob(trials["b"] / "checkpoint_000001", {"epoch": 2})],
+            [json.dumps({"trial_id": "c", "status": "RUNNING"}), _manager_blob(trials["c"] / "checkpoint_000004", {"epoch": 5})]]
+    (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text(json.dumps({"trial_data": data}))
+    assert repoint_checkpoints(tmp_path) == ["a", "c"]
+    assert _restored_path(tmp_path, "a") == (str(trials["a"] / "checkpoint_000003"), 4)
+    assert _restored_path(tmp_path, "b") == (str(trials["b"] / "checkpoint_000001"), 2)   # untouched
+    assert _restored_path(tmp_path, "c") is None                                          # starts over
+    assert repoint_checkpoints(tmp_path) == []

@@ -143,3 +143,21 @@ def test_a_study_grown_past_the_checkpoint_gets_new_points_after_restore(tmp_pat
     after = [restored.suggest("new1"), restored.suggest("new2")]
     assert not set(map(str, after)) & set(map(str, drawn))
     assert len(restored._ot_study.get_trials()) == 12 + 2 + 2
+
+
+def test_an_orphan_left_before_its_point_was_chosen_is_adopted_with_a_new_point(tmp_path):
+    # a driver killed between creating a study trial and choosing its parameters leaves it RUNNING
+    # and empty; the next Ray trial takes it over (the study keeps num_trials trials, none FAIL)
+    from orchestrator.search import ParetoOptunaSearch
+
+    s = ParetoOptunaSearch(
+        sampler=make_sampler("random", 3, False), space={**SPACE, "n": optuna.distributions.IntDistribution(1, 8),
+                                                         "c": optuna.distributions.CategoricalDistribution(["a", "b"])},
+        metric=["acc", "rate"], mode=["max", "min"], storage=optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/s.db"),
+        study_name="s", full_budget=9, time_attr="epoch")
+    s._ot_study.ask()                                      # the shell
+    cfg = s.suggest("t0")
+    trials = s._ot_study.get_trials()
+    assert len(trials) == 1 and trials[0].params == cfg and set(cfg) == {"x", "y", "n", "c"}
+    s.on_trial_complete("t0", {"acc": 0.5, "rate": 0.1, "epoch": 9})
+    assert s._ot_study.get_trials()[0].state == optuna.trial.TrialState.COMPLETE
