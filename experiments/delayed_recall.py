@@ -34,7 +34,7 @@ def run(model: str, silence: int, seed: int, size: dict, cache_dir: str, threads
     options = {"num_train": size["num_train"], "num_val": size["num_val"], "num_test": 32,
                "num_tokens": size["num_tokens"], "vocab_size": size["vocab_size"],
                "min_delay": silence, "max_delay": silence}
-    config = {"task": "delayed_recall", "task_options": options, "lr": 3e-3, "seed": seed,
+    config = {"task": "delayed_recall", "task_options": options, "seed": seed,
               "num_threads": threads, "inference_timing": "off", "cache_dir": cache_dir,
               **{k: size[k] for k in ("hidden_size", "batch_size", "epochs", "steps_per_epoch")}, **MODELS[model]}
     start = time.perf_counter()

@@ -32,7 +32,7 @@ FULL = {"hidden_size": 128, "batch_size": 64, "epochs": 3, "steps_per_epoch": 10
 
 def run(model: str, seed: int, size: dict, cache_dir: str, threads: int) -> dict:
     options = {k: size[k] for k in ("num_train", "num_val", "num_tokens", "vocab_size", "seq_len")}
-    config = {"task": "selective_copy", "task_options": {**options, "num_test": 32}, "lr": 3e-3, "seed": seed,
+    config = {"task": "selective_copy", "task_options": {**options, "num_test": 32}, "seed": seed,
               "num_threads": threads, "inference_timing": "off", "cache_dir": cache_dir,
               **{k: size[k] for k in ("hidden_size", "batch_size", "epochs", "steps_per_epoch")}, **MODELS[model]}
     start = time.perf_counter()
