@@ -3,6 +3,7 @@
     python experiments/delayed_recall.py                      # CPU-sized: about 15 min on one quiet core
     python experiments/delayed_recall.py --silences 1000 --seeds 0 1 2
     python experiments/delayed_recall.py --full               # the sizes (a GPU)
+    python experiments/delayed_recall.py --full --silences 1000 --spread 100 --models "suGRU event (default)" GRU
 
 Each row is one `surnn.train.train` run on `delayed_recall` with min_delay = max_delay = the
 silence; GRU and LSTM are the same layer with every switch open (torch.nn.GRU / LSTM's update).
@@ -30,10 +31,10 @@ FULL = {"hidden_size": 128, "batch_size": 64, "epochs": 3, "steps_per_epoch": 10
         "vocab_size": 8, "num_train": 8000, "num_val": 1000}
 
 
-def run(model: str, silence: int, seed: int, size: dict, cache_dir: str, threads: int) -> dict:
+def run(model: str, silence: int, seed: int, size: dict, cache_dir: str, threads: int, spread: int = 0) -> dict:
     options = {"num_train": size["num_train"], "num_val": size["num_val"], "num_test": 32,
                "num_tokens": size["num_tokens"], "vocab_size": size["vocab_size"],
-               "min_delay": silence, "max_delay": silence}
+               "min_delay": silence, "max_delay": silence + spread}
     config = {"task": "delayed_recall", "task_options": options, "seed": seed,
               "num_threads": threads, "inference_timing": "off", "cache_dir": cache_dir,
               **{k: size[k] for k in ("hidden_size", "batch_size", "epochs", "steps_per_epoch")}, **MODELS[model]}
@@ -54,8 +55,12 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--full", action="store_true", help="the issue's sizes (hidden 128, batch 64, 300 steps)")
+    parser.add_argument("--spread", type=int, default=0,
+                        help="silences drawn from [S, S + spread] per sequence (the issue's 1000-1100: --spread 100)")
     parser.add_argument("--plot", default="delayed_recall.png")
     args = parser.parse_args()
+    if args.spread < 0:
+        parser.error(f"--spread: must be >= 0, got {args.spread}")
     torch.set_num_threads(args.threads)
     size = FULL if args.full else SMALL
     silences = args.silences or [100, 300, 1000, 3000]
@@ -64,7 +69,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         for silence in silences:
             for model in args.models:
-                rows[model, silence] = [run(model, silence, s, size, cache, args.threads) for s in args.seeds]
+                rows[model, silence] = [run(model, silence, s, size, cache, args.threads, args.spread)
+                                          for s in args.seeds]
                 r = rows[model, silence]
                 print(f"{model:<22} silence {silence:>5}  acc {_stat([x['acc'] for x in r])}  "
                       f"rate {_stat([x['rate'] for x in r])}  {statistics.mean(x['s'] for x in r):.0f} s/run", flush=True)
