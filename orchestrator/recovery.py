@@ -41,6 +41,13 @@ def newest_experiment_state(experiment_dir: Path) -> Path | None:
     return files[-1] if files else None
 
 
+def _write_json(path: Path, state: dict) -> None:
+    """Replace `path` with `state` as JSON, atomically (a reader sees the old file or the new)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(state))
+    os.replace(tmp, path)
+
+
 def finished_trials(tracking_state: Path) -> set[str]:
     """Trial ids the tracker's state file records as finished."""
     if not tracking_state.exists():
@@ -66,9 +73,7 @@ def settle_ray_state(experiment_dir: Path, finished: set[str]) -> list[str]:
             pair[0] = json.dumps(trial, indent=2)
             changed.append(trial["trial_id"])
     if changed:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, path)
+        _write_json(path, state)
     return changed
 
 
@@ -201,7 +206,5 @@ def repoint_checkpoints(experiment_dir: Path) -> list[str]:
         pair[1] = json.dumps(meta)
         changed.append(trial["trial_id"])
     if changed:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, path)
+        _write_json(path, state)
     return changed
