@@ -48,14 +48,21 @@ def test_selective_copy_experiment_prints_its_table_and_writes_a_png(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "experiments" / "selective_copy.py"), "--seq-len", "32", "--num-tokens", "2",
          "--vocab-size", "2", "--hidden-size", "8", "--epochs", "1", "--steps-per-epoch", "3", "--seeds", "0", "1",
-         "--plot", str(plot)],
+         "--sparsity-lambda", "0.5", "--plot", str(plot)],
         capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [line.split("|") for line in proc.stdout.splitlines() if line.startswith("| ") and "model" not in line]
     assert [r[1].strip() for r in rows] == ["suGRU event (default)", "GRU"], proc.stdout
     assert float(rows[1][3].split()[0]) == 1.0      # the GRU updates every neuron at every step
     assert "2 tokens of 2 values in 32 steps" in proc.stdout and "2 seeds" in proc.stdout
+    assert "sparsity_lambda 0.5" in proc.stdout
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_selective_copy_experiment_rejects_a_negative_sparsity_lambda(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "selective_copy.py"), "--sparsity-lambda", "-1"],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 2 and "--sparsity-lambda" in proc.stderr and "must be >= 0" in proc.stderr
 
 
 def test_selective_copy_experiment_rejects_more_tokens_than_steps(tmp_path):
