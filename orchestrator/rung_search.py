@@ -128,6 +128,9 @@ class RungOptunaSearch(ParetoOptunaSearch):
         self._rungs.reseed()
 
     def _before_ask(self) -> None:
+        waiting = optuna.trial.TrialState.WAITING
+        if self._ot_study.get_trials(deepcopy=False, states=(waiting,)):
+            return   # a point enqueued by a driver killed before it asked: the ask takes that one
         params, _ = self._rungs.propose()
         self._ot_study.enqueue_trial(params, skip_if_exists=False)
 

@@ -114,7 +114,17 @@ class ParetoOptunaSearch(OptunaSearch):
             print(f"search budget spent ({self.budget_used()}): no new trials; running ones finish", flush=True)
         return spent
 
+    def _setup_study(self, mode):
+        super()._setup_study(mode)
+        # a new searcher on a study that already holds trials: a sweep started afresh over the
+        # study of a driver killed before Ray's first checkpoint. Its seeded sampler would draw
+        # again the points the killed driver drew, whose trials live on (adopted or finished)
+        self._replays = bool(self._ot_study.get_trials(deepcopy=False))
+
     def suggest(self, trial_id: str):
+        if getattr(self, "_replays", False):
+            self._replays = False
+            self._reseed()
         if trial_id not in self._ot_trials:
             adopted = self._adopt_orphan(trial_id)
             if adopted is not None:
@@ -144,6 +154,7 @@ class ParetoOptunaSearch(OptunaSearch):
 
     def restore(self, checkpoint_path: str):
         super().restore(checkpoint_path)
+        self._replays = False   # a restored searcher goes on from its saved random state (below)
         if len(self._ot_study.get_trials(deepcopy=False)) > getattr(self, "_saved_study_size", 0):
             self._reseed()
 

@@ -161,3 +161,40 @@ def test_an_orphan_left_before_its_point_was_chosen_is_adopted_with_a_new_point(
     assert len(trials) == 1 and trials[0].params == cfg and set(cfg) == {"x", "y", "n", "c"}
     s.on_trial_complete("t0", {"acc": 0.5, "rate": 0.1, "epoch": 9})
     assert s._ot_study.get_trials()[0].state == optuna.trial.TrialState.COMPLETE
+
+
+def test_a_point_enqueued_before_the_driver_died_is_asked_not_left_waiting(tmp_path):
+    # a driver killed between enqueueing the rung model's point and asking it leaves a WAITING
+    # trial; the next suggestion takes that point, so the study keeps one trial per Ray trial
+    s = _searcher(tmp_path)
+    s._ot_study.enqueue_trial({"x": 0.25, "y": 0.75})
+    cfg = s.suggest("t0")
+    assert cfg == {"x": 0.25, "y": 0.75}
+    s.suggest("t1")
+    states = [t.state for t in s._ot_study.get_trials()]
+    assert states == [optuna.trial.TrialState.RUNNING] * 2
+
+
+@pytest.mark.parametrize("rung_aware", [False, True])
+def test_a_sweep_started_afresh_on_a_killed_drivers_study_draws_no_point_again(tmp_path, rung_aware):
+    # a driver killed before Ray's first checkpoint: the sweep starts Ray afresh with a new searcher,
+    # seeded as the first was, over the study that holds the first one's trials. Adopting those
+    # draws nothing, so a seeded sampler left as it was would draw the killed driver's points again
+    from orchestrator.search import ParetoOptunaSearch
+
+    def searcher():
+        if rung_aware:
+            return _searcher(tmp_path)
+        return ParetoOptunaSearch(sampler=make_sampler("random", 3, False), space=SPACE, metric=["acc", "rate"],
+                                  mode=["max", "min"], storage=optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/s.db"),
+                                  study_name="s", full_budget=9, time_attr="epoch")
+
+    killed = searcher()
+    drawn = [killed.suggest("a0"), killed.suggest("a1")]
+    killed.on_trial_complete("a0", {"acc": 0.5, "rate": 0.1, "epoch": 9})   # a1 left RUNNING: an orphan
+    afresh = searcher()
+    adopted = afresh.suggest("b0")
+    assert adopted == drawn[1]
+    new = [afresh.suggest("b1"), afresh.suggest("b2")]
+    assert not {str(p) for p in new} & {str(p) for p in drawn}, (new, drawn)
+    assert len({str(p) for p in new}) == 2 and len(afresh._ot_study.get_trials()) == 4
