@@ -17,10 +17,11 @@ in between leaves Ray's view behind the others:
   `settle_search_state` keeps live only the trials Ray will resume;
 * a trial whose end reached disk but not the tracker's record (`ended_unrecorded`): Ray's
   checkpoint holds it TERMINATED or ERROR (Ray and the study saw its end before the tracker's
-  callback ran), or Ray never checkpointed it but its folder's `result.json` reached the full
-  budget (it finished between Ray's checkpoint and its completion). Either way it is recorded
-  as it ended (`SweepTracker.record_ended`, and the study told for the second kind), never
-  run again;
+  callback ran), or its folder's `result.json` reached the full budget while Ray's checkpoint
+  holds it RUNNING or not at all (it finished between Ray's checkpoint and its completion;
+  resumed, it would run its last epoch again from its checkpoint). Either way it is recorded
+  as it ended (`SweepTracker.record_ended`, and the study told for the second kind, Ray's
+  checkpoint marked TERMINATED), never run again;
 * a trial Ray will resume from a checkpoint that is gone: with `num_to_keep=1` the trial's
   newer checkpoint replaced it after Ray's last experiment checkpoint, and Ray's restore would
   fail the trial. `repoint_checkpoints` points it at the newest checkpoint in its folder (or,
@@ -94,7 +95,7 @@ def settle_search_state(experiment_dir: Path) -> list[str]:
     path = searches[-1]
     with open(path, "rb") as f:
         state = cloudpickle.load(f)
-    limiter = state.get("name:ConcurrencyLimiter")
+    limiter = state.get("name:ConcurrencyLimiter") or state.get("name:PauseAwareLimiter")
     if not limiter or not limiter.get("live_trials"):
         return []
     gone = sorted(set(limiter["live_trials"]) - unfinished)
@@ -133,7 +134,9 @@ def ended_unrecorded(experiment_dir: Path, tracking_state: Path, max_t: int, tim
     """Trials the tracker still holds as running whose end is on disk.
 
     Returns {trial id: {"status": completed | stopped | failed, "rows": results in order,
-    "config": the trial's parameters, "held_by_ray": bool}}; see the module's docstring.
+    "config": the trial's parameters, "held_by_ray": Ray's checkpoint holds its end (the study
+    was told), "ray_resumes": Ray's checkpoint holds it unfinished (mark it TERMINATED there)}};
+    see the module's docstring.
     """
     if not tracking_state.exists():
         return {}
@@ -153,15 +156,23 @@ def ended_unrecorded(experiment_dir: Path, tracking_state: Path, max_t: int, tim
         if tid in held:
             trial, meta = held[tid]
             if trial.get("status") not in ("TERMINATED", "ERROR"):
-                continue   # Ray resumes it
+                if rows and int(rows[-1].get(time_attr, 0)) >= max_t:
+                    # its last result reached the full budget after Ray's checkpoint: resumed, it
+                    # would run its end again from its last checkpoint
+                    out[tid] = {"status": "completed", "rows": rows,
+                                "config": rows[-1].get("config") or trial.get("config", {}),
+                                "held_by_ray": False, "ray_resumes": True}
+                continue   # else Ray resumes it
             last = (meta or {}).get("last_result") or (rows[-1] if rows else {})
             if last and (not rows or rows[-1].get(time_attr) != last.get(time_attr)):
                 rows = rows + [last]
             reached = int(last.get(time_attr, 0)) if last else 0
             status = "failed" if trial["status"] == "ERROR" else ("completed" if reached >= max_t else "stopped")
-            out[tid] = {"status": status, "rows": rows, "config": trial.get("config", {}), "held_by_ray": True}
+            out[tid] = {"status": status, "rows": rows, "config": trial.get("config", {}), "held_by_ray": True,
+                        "ray_resumes": False}
         elif rows and int(rows[-1].get(time_attr, 0)) >= max_t:
-            out[tid] = {"status": "completed", "rows": rows, "config": rows[-1].get("config", {}), "held_by_ray": False}
+            out[tid] = {"status": "completed", "rows": rows, "config": rows[-1].get("config", {}), "held_by_ray": False,
+                        "ray_resumes": False}
     return out
 
 

@@ -5,8 +5,10 @@ dead, and it does not retry: the first call after a restart fails, and Ray's Opt
 swallows the failure of a `tell`, so the study keeps that trial RUNNING for good. Here a
 pooled connection is tested before use (`pool_pre_ping`), and a call that loses its
 connection (the server is down or restarting) is retried with backoff for up to
-`retry_s` seconds before the error goes up. Errors that are not about the connection
-(bad data, integrity) are raised at once.
+`retry_s` seconds before the error goes up. A failed commit whose error names no
+connection is retried `COMMIT_RETRIES` times (a restart can leave such errors behind);
+integrity errors, and errors outside a commit that are not about the connection, are raised at
+once.
 """
 from __future__ import annotations
 
@@ -19,22 +21,43 @@ RETRY_S = 120.0   # how long a call waits for the database to come back
 
 
 def _connection_lost(exc: BaseException) -> bool:
+    """Whether `exc` (or an error in its chain) says the connection to the database was lost."""
     from sqlalchemy import exc as sa
 
-    cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) else exc
-    return isinstance(cause, (sa.OperationalError, sa.InterfaceError)) or \
-        (isinstance(cause, sa.DBAPIError) and cause.connection_invalidated)
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (sa.OperationalError, sa.InterfaceError, sa.PendingRollbackError)) or \
+                (isinstance(exc, sa.DBAPIError) and exc.connection_invalidated):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _commit_failed(exc: BaseException) -> bool:
+    """Optuna's wrapper of a failed commit (any SQLAlchemy error but an integrity one)."""
+    from sqlalchemy import exc as sa
+
+    return isinstance(exc, optuna.exceptions.StorageInternalError) and \
+        isinstance(exc.__cause__, sa.SQLAlchemyError) and not isinstance(exc.__cause__, sa.IntegrityError)
+
+
+COMMIT_RETRIES = 3   # a commit that failed for another reason, retried this often: a restart can
+                     # surface as an error that names no connection (a session left mid-transaction)
 
 
 def _retrying(method):
     @functools.wraps(method)
     def call(self, *args, **kwargs):
-        deadline, delay = time.monotonic() + self.retry_s, 0.2
+        deadline, delay, commits = time.monotonic() + self.retry_s, 0.2, 0
         while True:
             try:
                 return method(self, *args, **kwargs)
             except Exception as exc:
-                if not _connection_lost(exc) or time.monotonic() + delay > deadline:
+                lost = _connection_lost(exc)
+                if not lost and _commit_failed(exc) and commits < COMMIT_RETRIES:
+                    commits += 1
+                elif not lost or time.monotonic() + delay > deadline:
                     raise
                 time.sleep(delay)
                 delay = min(2 * delay, 5.0)

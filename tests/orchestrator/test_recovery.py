@@ -73,17 +73,23 @@ def test_trials_whose_end_reached_disk_but_not_the_tracker_are_found(tmp_path):
     # (restarts); e: Ray resumes it; f: the tracker already has its end.
     trial_data = []
     for tid, status, last in [("a", "TERMINATED", {"epoch": 4, "val_accuracy": 0.4}), ("b", "ERROR", None),
-                              ("e", "RUNNING", {"epoch": 1}), ("f", "TERMINATED", {"epoch": 2})]:
+                              ("e", "RUNNING", {"epoch": 1}), ("f", "TERMINATED", {"epoch": 2}),
+                              ("g", "RUNNING", {"epoch": 3})]:
         trial_data.append([json.dumps({"trial_id": tid, "status": status, "config": {"x": 0.5}}),
                            json.dumps({"last_result": last})])
     (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text(json.dumps({"trial_data": trial_data}))
     _results(tmp_path, "a", 3)
     _results(tmp_path, "c", 4, cut=True)
     _results(tmp_path, "d", 2)
+    _results(tmp_path, "e", 1)
+    _results(tmp_path, "g", 4)   # g: Ray holds it RUNNING, but its results reached the full budget
     state = _tracked(tmp_path, {"a": "running", "b": "killed", "c": "running", "d": "running", "e": "running",
-                                "f": "stopped"})
+                                "f": "stopped", "g": "running"})
     ended = ended_unrecorded(tmp_path, state, max_t=4, time_attr="epoch")
-    assert sorted(ended) == ["a", "b", "c"]
+    assert sorted(ended) == ["a", "b", "c", "g"]
+    assert ended["g"]["status"] == "completed" and ended["g"]["ray_resumes"] and not ended["g"]["held_by_ray"]
+    assert [r["epoch"] for r in ended["g"]["rows"]] == [1, 2, 3, 4] and ended["g"]["config"] == {"x": 0.5}
+    assert not ended["a"]["ray_resumes"] and not ended["c"]["ray_resumes"]
     assert ended["a"]["status"] == "completed" and ended["a"]["held_by_ray"]
     assert [r["epoch"] for r in ended["a"]["rows"]] == [1, 2, 3, 4]   # Ray's last result joins the file's
     assert ended["b"]["status"] == "failed" and ended["b"]["rows"] == []

@@ -35,3 +35,35 @@ def test_a_call_that_loses_its_connection_is_retried(tmp_path, monkeypatch):
 
     monkeypatch.setattr(RetryingRDBStorage, "_get_trials", _retrying(restarting))
     assert len(study.get_trials(deepcopy=False)) == 1 and len(calls) == 2
+
+
+def test_a_failed_commit_naming_no_connection_is_retried_a_few_times_then_raised():
+    import pytest
+    from sqlalchemy import exc as sa
+
+    def failing(cause, times=100):
+        calls = []
+
+        def call(self):
+            calls.append(1)
+            if len(calls) > times:
+                return "ok"
+            try:
+                raise cause
+            except sa.SQLAlchemyError as e:   # as optuna's _create_scoped_session wraps it
+                raise optuna.exceptions.StorageInternalError("An exception is raised during the commit.") from e
+        return calls, _retrying(call)
+
+    class Storage:
+        retry_s = 30.0
+
+    calls, call = failing(sa.InvalidRequestError("a session left mid-transaction"))
+    with pytest.raises(optuna.exceptions.StorageInternalError):
+        call(Storage())
+    assert len(calls) == 4                                         # 1 + COMMIT_RETRIES
+    calls, call = failing(sa.PendingRollbackError("Can't reconnect until invalid transaction is rolled back"), 4)
+    assert call(Storage()) == "ok" and len(calls) == 5             # a lost connection: retried past 3
+    calls, call = failing(sa.IntegrityError("INSERT", {}, Exception("duplicate key")))
+    with pytest.raises(optuna.exceptions.StorageInternalError):
+        call(Storage())
+    assert len(calls) == 1                                         # bad data: at once
