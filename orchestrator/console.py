@@ -13,8 +13,8 @@ def _hms(seconds: float) -> str:
 
 
 class ConsoleView(tune.Callback):
-    """One status line: trials running / done / stopped / failed, the front, elapsed time,
-    the budget used and an ETA.
+    """One status line: trials running / paused at a rung (promotion-type rungs, when any) /
+    done / stopped / failed, the front, elapsed time, the budget used and an ETA.
 
     The budget comes from `searcher` (`ParetoOptunaSearch`: epochs summed over trials, and the
     share of `search.budget` spent); the ETA is the elapsed time scaled by what is left of
@@ -41,7 +41,11 @@ class ConsoleView(tune.Callback):
         c = self.tracker.counts()
         fr = self.tracker.front()
         seconds = self.clock() - self._start
-        return (f"[{self.title} {_hms(seconds)}] running {c.get('running', 0)} | done {c.get('completed', 0)} | "
+        # trials waiting at a promotion-type rung, not running (getattr: a view pickled into the
+        # tuner by an older version, restored by --resume, has no count yet)
+        paused = getattr(self, "_paused", 0)
+        running = f"running {max(c.get('running', 0) - paused, 0)}" + (f" | paused {paused}" if paused else "")
+        return (f"[{self.title} {_hms(seconds)}] {running} | done {c.get('completed', 0)} | "
                 f"stopped {c.get('stopped', 0)} | failed {c.get('failed', 0)} | "
                 f"front {fr['size']} | hypervolume {fr['hypervolume']:.4g}{self._progress(c, seconds)}")
 
@@ -71,19 +75,27 @@ class ConsoleView(tune.Callback):
         self._out().write(("\r" + self.line() + "\x1b[K") if tty else self.line() + "\n")
         self._out().flush()
 
+    def _count_paused(self, trials, ending=None) -> None:
+        # Ray tells of a trial's end before it changes the trial's status: `ending` counts as ended
+        self._paused = sum(getattr(t, "status", None) == "PAUSED" and t is not ending for t in trials)
+
     def on_step_begin(self, iteration, trials, **info):
+        self._count_paused(trials)
         self._show()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self._show()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        self._count_paused(trials, ending=trial)   # a paused trial stopped at the end is no longer paused
         self._show(force=True)
 
     def on_trial_error(self, iteration, trials, trial, **info):
+        self._count_paused(trials, ending=trial)
         self._show(force=True)
 
     def on_experiment_end(self, trials, **info):
+        self._count_paused(trials)
         self._show(force=True)
         if self._out().isatty():
             self._out().write("\n")

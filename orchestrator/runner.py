@@ -86,9 +86,12 @@ def make_scheduler(spec, objectives, max_t: int):
                              grace_period=sch.grace_period, reduction_factor=sch.reduction_factor)
     from orchestrator.schedulers.moasha import ParetoASHA
 
+    kind = getattr(sch, "kind", "stop")
     return ParetoASHA(metrics=[o.metric for o in objectives], modes=[o.mode for o in objectives], time_attr=FIDELITY,
                       grace_period=sch.grace_period, reduction_factor=sch.reduction_factor, max_t=max_t,
-                      brackets=sch.brackets, min_agreement=sch.min_agreement)
+                      brackets=sch.brackets, min_agreement=sch.min_agreement, kind=kind,
+                      max_concurrent=getattr(getattr(spec, "search", None), "max_concurrent", None)
+                      if kind == "promotion" else None)
 
 
 def _tracker(spec, block, plan, tracking_uri: str):
@@ -103,13 +106,14 @@ def _tracker(spec, block, plan, tracking_uri: str):
 
 def _record_ended(spec, plan, tracker) -> list[str]:
     """Trials whose end reached disk but not the tracker's record: recorded as they ended (ids)."""
-    from orchestrator.recovery import ended_unrecorded
+    from orchestrator.recovery import ended_unrecorded, settle_ray_state
     from orchestrator.search import complete_lost
 
     ended = ended_unrecorded(plan.experiment_dir, tracker.state_path, plan.max_t, FIDELITY)
     if not ended:
         return []
     tracker.load()
+    settle_ray_state(plan.experiment_dir, {tid for tid, end in ended.items() if end["ray_resumes"]})
     for tid, end in ended.items():
         if not end["held_by_ray"]:   # Ray never saw it end, so neither did the study
             complete_lost(plan.study_storage, plan.study_name, end["config"], end["rows"][-1], spec.search.constraints)
@@ -176,12 +180,18 @@ def run_plan(spec, block, plan, tracking_uri: str, resume: bool) -> dict:
                                                   num_trials=spec.search.num_trials)]
         if hasattr(scheduler, "state_callback"):   # carries the rungs through Tuner.restore
             callbacks.append(scheduler.state_callback())
+        search_alg, max_concurrent = searcher, spec.search.max_concurrent
+        if getattr(spec.scheduler, "kind", "stop") == "promotion" and max_concurrent:
+            # Ray's own limiter would count paused trials as running and stall the sweep
+            from orchestrator.schedulers.moasha import PauseAwareLimiter
+
+            search_alg, max_concurrent = PauseAwareLimiter(searcher, max_concurrent, scheduler), None
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
-                search_alg=searcher,
+                search_alg=search_alg,
                 scheduler=scheduler, num_samples=spec.search.num_trials,
-                max_concurrent_trials=spec.search.max_concurrent, reuse_actors=True),
+                max_concurrent_trials=max_concurrent, reuse_actors=True),
             run_config=tune.RunConfig(
                 name=plan.experiment_name, storage_path=str(plan.experiment_dir.parent), stop=budget,
                 callbacks=callbacks,

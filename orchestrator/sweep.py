@@ -109,8 +109,11 @@ def print_plan(spec, plans: list[Plan], tracking_uri: str, out=None) -> None:
             levels = RungCore(spec.scheduler.grace_period, spec.scheduler.reduction_factor, plan.max_t).levels
             rungs = f", {spec.scheduler.name} rungs at epoch {[int(x) if float(x).is_integer() else x for x in levels]}"
             if spec.scheduler.name == "pareto_asha":
-                rungs += (f" ({spec.scheduler.brackets} bracket(s), min_agreement "
-                          f"{spec.scheduler.min_agreement})")
+                rungs += (f" ({spec.scheduler.brackets} bracket(s), {spec.scheduler.kind}-type: "
+                          + ("a trial pauses there and resumes if it ranks in the best "
+                             f"1/{spec.scheduler.reduction_factor:g}" if spec.scheduler.kind == "promotion"
+                             else "a trial ranked out stops there")
+                          + f"; min_agreement {spec.scheduler.min_agreement})")
         print(f"  task {plan.task}: {plan.max_t} epochs{rungs}", file=out)
         objectives = ", ".join(f"{o.metric} ({o.goal}, ref {o.ref})" for o in spec.objectives_for(block))
         print(f"    objectives: {objectives}", file=out)

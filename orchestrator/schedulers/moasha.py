@@ -15,24 +15,27 @@ the trials are re-added. The callback finds the right scheduler after a restore 
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
+from ray.tune.search import ConcurrencyLimiter, Searcher
 
 from orchestrator.pareto import to_minimization
-from orchestrator.schedulers.rungs import STOP, RungCore
+from orchestrator.schedulers.rungs import PAUSE, STOP, RungCore
 from surnn.trainable import FIDELITY
 
 if TYPE_CHECKING:
     from ray.tune.execution.tune_controller import TuneController
 
-__all__ = ["ParetoASHA"]
+__all__ = ["ParetoASHA", "PauseAwareLimiter"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +61,13 @@ class ParetoASHA(TrialScheduler):
             "round_robin" (see `RungCore.assign`).
         min_agreement: A rung whose ranking agrees less than this with the full budget's
             stops no trial (see `RungCore`); None: every rung cuts.
+        kind: "stop" or "promotion": a trial pauses at a rung (Ray checkpoints it) and
+            `choose_trial_to_run` resumes the core's `next_promotion` before a new trial
+            starts. Ray's ConcurrencyLimiter counts a PAUSED trial as live, so wrap the
+            searcher in `PauseAwareLimiter` instead of setting `max_concurrent_trials`; once
+            the searcher is finished and nothing runs, the trials still paused are stopped.
+        max_concurrent: With "promotion", at most this many trials RUNNING (None: as many
+            as the resources allow); the limiter keeps new trials within the same number.
     """
 
     def __init__(
@@ -71,6 +81,8 @@ class ParetoASHA(TrialScheduler):
         brackets: int = 1,
         deal: str = "budget",
         min_agreement: float | None = None,
+        kind: str = "stop",
+        max_concurrent: int | None = None,
     ):
         if not metrics or len(metrics) != len(modes):
             raise ValueError(
@@ -84,7 +96,10 @@ class ParetoASHA(TrialScheduler):
         self._modes = list(modes)
         self._goals = [_GOAL_OF_MODE[mode] for mode in modes]
         self._time_attr = time_attr
-        self._core = RungCore(grace_period, reduction_factor, max_t, brackets, deal, min_agreement)
+        self._core = RungCore(grace_period, reduction_factor, max_t, brackets, deal, min_agreement, kind=kind)
+        self._max_concurrent = max_concurrent
+        self._reached: dict[str, float] = {}   # trial -> highest fidelity reported (promotion-type rungs)
+        self._warned = False                   # the started-over warning is given once a sweep
 
     @property
     def metrics(self) -> list[str]:
@@ -124,8 +139,18 @@ class ParetoASHA(TrialScheduler):
     def on_trial_add(self, tune_controller: "TuneController", trial: Trial):
         """Called when a trial is added, also for each trial re-added on restore.
 
-        Nothing to do: a trial enters the rungs with its first report at a rung level.
+        A trial enters the rungs with its first report at a rung level. On restore Ray makes
+        every unfinished trial PENDING, and would start again the ones waiting at a rung
+        (promotion-type rungs): a trial the restored rungs hold as paused is PAUSED again here
+        (before Ray files it by status), to resume only once promotable. One that Ray holds
+        as ended waits no more.
         """
+        if trial.trial_id not in self._core.paused:
+            return
+        if trial.status == Trial.PENDING:
+            trial.set_status(Trial.PAUSED)
+        elif trial.status in (Trial.TERMINATED, Trial.ERROR):
+            self._core.resume(trial.trial_id)
 
     def on_trial_result(
         self, tune_controller: "TuneController", trial: Trial, result: dict
@@ -138,13 +163,30 @@ class ParetoASHA(TrialScheduler):
 
         Returns:
             TrialScheduler.STOP if the core stops the trial at this rung (or stopped it
-            before), else TrialScheduler.CONTINUE.
+            before), TrialScheduler.PAUSE if it pauses it there (kind "promotion"), else
+            TrialScheduler.CONTINUE.
         """
         if self._time_attr not in result:
             return TrialScheduler.CONTINUE
+        self._warn_if_started_over(trial.trial_id, float(result[self._time_attr]))
         point = self._point(result)
         decision = self._core.on_result(trial.trial_id, result[self._time_attr], point)
-        return TrialScheduler.STOP if decision == STOP else TrialScheduler.CONTINUE
+        if decision == STOP:
+            return TrialScheduler.STOP
+        return TrialScheduler.PAUSE if decision == PAUSE else TrialScheduler.CONTINUE
+
+    def _warn_if_started_over(self, trial_id: str, t: float) -> None:
+        """Once per sweep: a paused trial resumed at its first epoch, not from a checkpoint."""
+        if self._core.kind != "promotion":
+            return
+        before = self._reached.get(trial_id, 0.0)
+        if t < before and not self._warned:
+            self._warned = True
+            print(f"warning: trial {trial_id} went on at {self._time_attr} {t:g} after reaching {before:g}: "
+                  f"its trainable reports no checkpoints, so a trial that promotion-type rungs resume "
+                  f"trains its epochs again; report checkpoints or set scheduler.kind: stop",
+                  file=sys.stderr, flush=True)
+        self._reached[trial_id] = max(before, t)
 
     def _point(self, result: dict) -> np.ndarray | None:
         try:
@@ -176,14 +218,48 @@ class ParetoASHA(TrialScheduler):
         """Called whenever Ray can start a trial; must be idempotent.
 
         Returns:
-            The first PENDING trial, else the first PAUSED one (as Ray's FIFO and ASHA
+            For kind "promotion", the core's `next_promotion` if Ray holds it PAUSED, else
+            the first PENDING trial (a paused trial not yet promotable waits). For "stop",
+            the first PENDING trial, else the first PAUSED one (as Ray's FIFO and ASHA
             schedulers do), else None.
         """
+        if self._core.kind == "promotion":
+            return self._choose_promotion(tune_controller)
         for status in (Trial.PENDING, Trial.PAUSED):
             for trial in tune_controller.get_trials():
                 if trial.status == status:
                     return trial
         return None
+
+    def _choose_promotion(self, tune_controller: "TuneController") -> Trial | None:
+        limiter = getattr(tune_controller.search_alg, "searcher", None)
+        if isinstance(limiter, PauseAwareLimiter):   # after a restore it holds no scheduler
+            limiter.attach(self)
+        trials = tune_controller.get_trials()
+        running = sum(t.status == Trial.RUNNING for t in trials)
+        if self._max_concurrent is not None and running >= self._max_concurrent:
+            return None
+        promoted = self._core.next_promotion()
+        for trial in trials:
+            if trial.trial_id == promoted and trial.status == Trial.PAUSED:
+                return trial
+        pending = next((t for t in trials if t.status == Trial.PENDING), None)
+        paused = [t for t in trials if t.status == Trial.PAUSED]
+        if pending is None and running == 0 and paused and promoted is None \
+                and tune_controller.search_alg.is_finished():
+            # the search is done and nothing can resume: what waits at a rung was stopped there
+            for trial in paused:
+                tune_controller.stop_trial(trial)
+            self._core.end_paused()
+            return None
+        return pending
+
+    def promotion_waiting(self) -> bool:
+        """A paused trial is promotable now (a free slot should resume it, not start a new one)."""
+        return self._core.kind == "promotion" and self._core.next_promotion() is not None
+
+    def paused_ids(self) -> set[str]:
+        return set(self._core.paused)
 
     def debug_string(self) -> str:
         """One line per rung for Ray's progress output."""
@@ -254,6 +330,8 @@ class ParetoASHA(TrialScheduler):
             "brackets": core.brackets,
             "deal": core.deal,
             "min_agreement": core.min_agreement,
+            "kind": core.kind,
+            "max_concurrent": self._max_concurrent,
         }
         return {"settings": settings, "state": self.state_dict()}
 
@@ -275,3 +353,39 @@ class _SchedulerStateCallback(Callback):
     def set_state(self, state: dict[str, Any]) -> None:
         """Called by Ray on restore, before trials are re-added to the scheduler."""
         self._scheduler.load_state_dict(state["pareto_asha"])
+
+
+class PauseAwareLimiter(ConcurrencyLimiter):
+    """Ray's ConcurrencyLimiter, counting only trials that are not paused at a rung.
+
+    With promotion-type rungs a PAUSED trial stays live to Ray's limiter, which would start
+    nothing once `max_concurrent` trials wait. Here the paused ones (the scheduler's) do not
+    count, and no new trial is asked while a paused one is promotable: the free slot resumes it.
+    """
+
+    def __init__(self, searcher, max_concurrent: int, scheduler: ParetoASHA):
+        super().__init__(searcher, max_concurrent=max_concurrent)
+        self._scheduler = scheduler
+
+    def attach(self, scheduler: ParetoASHA) -> None:
+        """The scheduler whose paused trials do not count (re-attached after a restore)."""
+        self._scheduler = scheduler
+
+    def get_state(self) -> dict:   # the scheduler is saved on its own, not copied in here
+        return copy.deepcopy({k: v for k, v in self.__dict__.items() if k not in ("searcher", "_scheduler")})
+
+    def set_state(self, state: dict) -> None:
+        scheduler = getattr(self, "_scheduler", None)
+        super().set_state(state)
+        self._scheduler = scheduler
+
+    def suggest(self, trial_id: str):
+        paused = self._scheduler.paused_ids() if self._scheduler else set()
+        if len(self.live_trials - paused) >= self.max_concurrent or \
+                (self._scheduler is not None and self._scheduler.promotion_waiting()):
+            return None
+        suggestion = self.searcher.suggest(trial_id)
+        if suggestion not in (None, Searcher.FINISHED):
+            self.live_trials.add(trial_id)
+            self.num_unfinished_live_trials += 1
+        return suggestion

@@ -8,6 +8,13 @@ distance). All points are already minimisation (see `orchestrator.pareto`).
 
 The Ray adapter (`orchestrator.schedulers.moasha.ParetoASHA`) only delegates here, so
 this file is tested with hand-picked numbers and no Ray.
+
+Two kinds (Syne Tune's names): "stop", the decision at a rung is final (a trial outside the
+best 1/reduction_factor is stopped); "promotion", a trial reaching a rung pauses there, and a
+paused trial resumes (from its checkpoint) once it ranks in the best ceil(n/reduction_factor)
+of the n trials recorded at its rung, so a trial that looked poor among the first few may
+still go on once more have come. `next_promotion` names the trial a free worker should
+resume (highest rung first) before a new trial starts.
 """
 
 from __future__ import annotations
@@ -19,12 +26,15 @@ import numpy as np
 
 from orchestrator.pareto import promotion_order, rank_agreement
 
-__all__ = ["CONTINUE", "STOP", "RungCore"]
+__all__ = ["CONTINUE", "PAUSE", "STOP", "RungCore"]
 
 CONTINUE = "continue"
 STOP = "stop"
+PAUSE = "pause"
+KINDS = ("stop", "promotion")
 
-_STATE_VERSION = 3
+_STATE_VERSION = 4
+_READABLE_VERSIONS = (3, 4)   # version 3: a "stop" core, before promotion existed
 
 # n / reduction_factor in floating point can land a hair above an integer
 # (11 / 1.1 == 10.000000000000002); without this, ceil() would keep one trial too many.
@@ -54,10 +64,14 @@ class RungCore:
             the ranking at max_t (`orchestrator.pareto.rank_agreement`: Kendall's tau of the
             worst objective, over trials seen at both, brackets pooled); None: always cuts.
         min_pairs: Trials seen at both a rung and max_t before its agreement counts.
+        kind: "stop" (a cut is final) or "promotion" (a trial pauses at a trusted rung
+            unless it is the one to go on now, and resumes once it ranks in the best
+            ceil(n / reduction_factor) there; see `next_promotion`).
     """
 
     def __init__(self, grace_period: int, reduction_factor: float, max_t: int, brackets: int = 1,
-                 deal: str = "budget", min_agreement: float | None = None, min_pairs: int = 8):
+                 deal: str = "budget", min_agreement: float | None = None, min_pairs: int = 8,
+                 kind: str = "stop"):
         if grace_period <= 0:
             raise ValueError(f"grace_period must be > 0, got {grace_period}")
         if reduction_factor <= 1:
@@ -70,6 +84,9 @@ class RungCore:
             raise ValueError(f"brackets must be an integer >= 1, got {brackets}")
         if deal not in ("budget", "round_robin"):
             raise ValueError(f"deal must be 'budget' or 'round_robin', got {deal!r}")
+        if kind not in KINDS:
+            raise ValueError(f"kind must be 'stop' or 'promotion', got {kind!r}")
+        self.kind = kind
         self.deal = deal
         self.min_agreement, self.min_pairs = min_agreement, int(min_pairs)
         self.brackets = int(brackets)
@@ -87,6 +104,7 @@ class RungCore:
         self._recorded: list[list[set[str]]] = [[set() for _ in self.levels] for _ in range(self.brackets)]
         self.bracket_of: dict[str, int] = {}
         self.stopped: dict[str, float] = {}
+        self.paused: dict[str, tuple[int, int]] = {}   # promotion: trial -> (bracket, rung), in pause order
         # every trial's point at each level it reached, brackets pooled, and at max_t (last)
         self._seen: list[dict[str, list[float]]] = [{} for _ in range(len(self.levels) + 1)]
 
@@ -138,7 +156,8 @@ class RungCore:
                 missing.
 
         Returns:
-            CONTINUE ("continue") or STOP ("stop"). A trial that reaches a rung with a
+            CONTINUE ("continue"), STOP ("stop") or, for kind "promotion", PAUSE ("pause"):
+            the trial waits at its rung for `next_promotion`. A trial that reaches a rung with a
             missing (None), NaN or infinite objective is stopped without being recorded
             there, so it does not change the cutoff for the others. A trial stopped
             before keeps getting STOP. Stopped trials are listed in `stopped`
@@ -146,6 +165,7 @@ class RungCore:
         """
         if trial_id in self.stopped:
             return STOP
+        self.paused.pop(trial_id, None)   # a paused trial reporting again has been resumed
         rung = len(self.levels) if t >= self.max_t else self._rung_at(t)
         if rung is not None and point is not None and np.isfinite(np.asarray(point, dtype=float)).all():
             self._seen[rung].setdefault(trial_id, [float(v) for v in np.asarray(point, dtype=float).reshape(-1)])
@@ -176,10 +196,57 @@ class RungCore:
         # stopped. We look up where the new trial itself (index n - 1) sits in the order.
         position = int(np.flatnonzero(promotion_order(points) == n - 1)[0])
         keep = math.ceil(n / self.reduction_factor - _CEIL_SLACK)
-        if position < keep or not self.trusted(rung):
+        if not self.trusted(rung):
+            return CONTINUE
+        if self.kind == "promotion":
+            self.paused[trial_id] = (b, rung)
+            if self.next_promotion() == trial_id:   # the one a free worker would take: go on now
+                del self.paused[trial_id]
+                return CONTINUE
+            return PAUSE
+        if position < keep:
             return CONTINUE
         self.stopped[trial_id] = t
         return STOP
+
+    def next_promotion(self) -> str | None:
+        """The paused trial a free worker should resume, or None (then start a new trial).
+
+        A paused trial is promotable when its position in `promotion_order` of its rung
+        (its bracket's, every trial recorded there) is < ceil(n / reduction_factor); of the
+        promotable ones, the highest rung goes first, then the better position, then the
+        earlier pause. Does not change the state: the trial leaves `paused` when it reports
+        again (or through `resume`). Ray asks every step, so the answer is kept until a rung
+        or the paused set changes.
+        """
+        key = (tuple(len(ids) for rungs in self._trial_ids for ids in rungs), tuple(self.paused.items()))
+        if getattr(self, "_promotion_memo", (None,))[0] == key:
+            return self._promotion_memo[1]
+        best = None
+        for (b, rung) in dict.fromkeys(self.paused.values()):
+            ids = self._trial_ids[b][rung]
+            order = promotion_order(np.asarray(self._points[b][rung]))
+            position = {ids[i]: p for p, i in enumerate(order.tolist())}
+            keep = math.ceil(len(ids) / self.reduction_factor - _CEIL_SLACK)
+            for tid, where in self.paused.items():
+                if where == (b, rung) and position[tid] < keep:
+                    rank = (-rung, position[tid])
+                    if best is None or rank < best[0]:
+                        best = (rank, tid)
+        self._promotion_memo = (key, best[1] if best else None)
+        return self._promotion_memo[1]
+
+    def resume(self, trial_id: str) -> None:
+        """The caller resumes a paused trial now (before its next report)."""
+        self.paused.pop(trial_id, None)
+
+    def end_paused(self) -> list[str]:
+        """The sweep ends: every paused trial counts as stopped at its rung; returns their ids."""
+        ended = list(self.paused)
+        for tid, (_, rung) in self.paused.items():
+            self.stopped[tid] = self.levels[rung]
+        self.paused.clear()
+        return ended
 
     def agreement(self, rung: int) -> float | None:
         """`rank_agreement` of the rung with max_t over trials seen at both; None below min_pairs."""
@@ -212,10 +279,11 @@ class RungCore:
         """The whole state as plain JSON types, versioned.
 
         Returns:
-            {"version": 3, "grace_period", "reduction_factor", "max_t", "brackets", "deal",
-            "min_agreement", "min_pairs", "seen": per level and max_t {trial_id: point},
+            {"version": 4, "grace_period", "reduction_factor", "max_t", "brackets", "deal",
+            "min_agreement", "min_pairs", "kind", "seen": per level and max_t {trial_id: point},
             "rungs": per bracket [{"level", "trial_ids", "points"}, ...], "bracket_of":
-            {trial_id: bracket}, "stopped": {trial_id: t}}; lists keep arrival order.
+            {trial_id: bracket}, "stopped": {trial_id: t}, "paused": [[trial_id, bracket, rung
+            index], ...]}; lists keep arrival order.
         """
         return {
             "version": _STATE_VERSION,
@@ -230,9 +298,11 @@ class RungCore:
             "deal": self.deal,
             "min_agreement": self.min_agreement,
             "min_pairs": self.min_pairs,
+            "kind": self.kind,
             "seen": [dict(level) for level in self._seen],
             "bracket_of": dict(self.bracket_of),
             "stopped": dict(self.stopped),
+            "paused": [[tid, b, rung] for tid, (b, rung) in self.paused.items()],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -245,20 +315,21 @@ class RungCore:
             ValueError: On an unknown version, or a state whose schedule (grace_period,
                 reduction_factor, max_t, rung levels) differs from this core's.
         """
-        if state.get("version") != _STATE_VERSION:
+        if state.get("version") not in _READABLE_VERSIONS:
             raise ValueError(
                 f"unknown RungCore state version {state.get('version')!r} "
                 f"(this code reads version {_STATE_VERSION})"
             )
         schedule = (state["grace_period"], float(state["reduction_factor"]), state["max_t"],
-                    state["brackets"], state["deal"], state["min_agreement"], state["min_pairs"])
+                    state["brackets"], state["deal"], state["min_agreement"], state["min_pairs"],
+                    state.get("kind", "stop"))
         levels = [float(rung["level"]) for rung in state["rungs"][0]] if state["rungs"] else []
         mine = (self.grace_period, self.reduction_factor, self.max_t, self.brackets, self.deal,
-                self.min_agreement, self.min_pairs)
+                self.min_agreement, self.min_pairs, self.kind)
         if schedule != mine or levels != self.levels:
             raise ValueError(
                 f"state is for grace_period, reduction_factor, max_t, brackets, deal, min_agreement, "
-                f"min_pairs = {schedule} with "
+                f"min_pairs, kind = {schedule} with "
                 f"rungs {levels}; this core has {mine} with {self.levels}"
             )
         self._trial_ids = [[list(r["trial_ids"]) for r in rungs] for rungs in state["rungs"]]
@@ -268,3 +339,5 @@ class RungCore:
         self._seen = [{k: [float(v) for v in p] for k, p in level.items()} for level in state["seen"]]
         self.bracket_of = {k: int(v) for k, v in state["bracket_of"].items()}
         self.stopped = dict(state["stopped"])
+        self.paused = {tid: (int(b), int(rung)) for tid, b, rung in state.get("paused", [])}
+        self._promotion_memo = (None, None)   # answers of another state

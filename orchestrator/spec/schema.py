@@ -145,6 +145,10 @@ class NoScheduler(_Model):
         return None
 
 
+# the measured best min_agreement of each kind (benchmarks/search_efficiency.py, README)
+MIN_AGREEMENT = {"promotion": 0.5, "stop": 0.7}
+
+
 class ParetoASHAScheduler(_Model):
     """Asynchronous successive halving that ranks trials by Pareto rank over all objectives."""
 
@@ -152,7 +156,26 @@ class ParetoASHAScheduler(_Model):
     grace_period: int = 1                # epochs before the first cut, in [1, epochs]
     reduction_factor: float = 3.0        # keep 1/reduction_factor at each rung, > 1
     brackets: int = 3                    # Hyperband brackets, >= 1; with >= 2 the last never stops a trial
-    min_agreement: float | None = 0.7    # a rung ranking trials unlike the full budget (Kendall tau < this) cuts none
+    # "promotion": a trial pauses at a rung and resumes from its checkpoint once it ranks in the
+    # best 1/reduction_factor there, or is stopped there when the search is done (the trainable
+    # must report checkpoints, or a resumed trial starts over); "stop": a cut at a rung is final
+    kind: Literal["stop", "promotion"] = "promotion"
+    # a rung ranking trials unlike the full budget (Kendall tau < this) cuts none; None: always
+    # trusted. Omitted: MIN_AGREEMENT[kind] (0.5 for promotion, 0.7 for stop; the README says why)
+    min_agreement: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _agreement_by_kind(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "min_agreement" not in value:
+            kind = value.get("kind", cls.model_fields["kind"].default)
+            value = {**value, "min_agreement": MIN_AGREEMENT.get(kind)}
+        return value
+
+    @model_serializer(mode="wrap")
+    def _keep_agreement(self, handler) -> dict:
+        # written out even when None (which differs from the omitted default), so a spec loads back
+        return {**handler(self), "min_agreement": self.min_agreement}
 
     @property
     def scalarize(self) -> None:
@@ -246,7 +269,8 @@ class SweepSpec(_Model):
     parameters: dict[str, Parameter] = {}
     search: Search
     # the measured recommendation (benchmarks/search_efficiency.py): tpe + pareto_asha, grace 1, rf 3,
-    # 3 brackets dealt by budget, min_agreement 0.7; `scheduler: none` runs every trial to the end
+    # 3 brackets dealt by budget, promotion-type rungs, min_agreement 0.5; `scheduler: none` runs
+    # every trial to the end
     scheduler: Scheduler = ParetoASHAScheduler(name="pareto_asha")
     resources_per_trial: Resources = Resources()
     failure: Failure = Failure()

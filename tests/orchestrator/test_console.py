@@ -65,3 +65,17 @@ def test_without_a_budget_the_eta_follows_finished_trials_of_num_trials():
     clock.now += 120.0                              # 4 of 20 trials in 2 min: 8 min to go
     assert view.line().endswith("| budget 0 epochs, 4/20 trials | ETA 0:08:00")
     assert ConsoleView(_Counts(), "exp", clock=clock).line().endswith("hypervolume 0.25")   # nothing to show
+
+
+def test_trials_paused_at_a_rung_are_shown_apart_from_the_running_ones():
+    # the tracker holds a paused trial as running (it has not ended); Ray's view tells them apart
+    out = io.StringIO()
+    view = ConsoleView(_Counts(running=5, completed=1), "exp", stream=out, interval=0.0, clock=_Clock())
+    trials = [SimpleNamespace(status=s) for s in ("RUNNING", "RUNNING", "PAUSED", "PAUSED", "PAUSED", "TERMINATED")]
+    view.on_step_begin(0, trials)
+    assert out.getvalue().startswith("[exp 0:00:00] running 2 | paused 3 | done 1 | stopped 0 |")
+    view.on_trial_complete(1, trials, trials[2])    # stopped at its rung when the search ended
+    # (Ray calls back before the trial's status changes)
+    assert view.line().startswith("[exp 0:00:00] running 3 | paused 2 | done 1 |")
+    view.on_experiment_end(trials[:2])
+    assert view.line().startswith("[exp 0:00:00] running 5 | done 1 |")   # none paused: no field

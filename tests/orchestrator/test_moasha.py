@@ -432,3 +432,86 @@ def test_a_rung_that_ranks_unlike_the_full_budget_stops_no_trial():
     restored = make(0.5)
     restored.load_state_dict(json.loads(json.dumps(core.state_dict())))
     assert restored.agreement(0) == -1.0 and restored.on_result("h", 1, at1(8)) == CONTINUE
+
+
+def test_promotion_rungs_pause_and_resume_a_trial_once_it_ranks_in_the_best_third():
+    # rf 3, rungs at 1 and 3 (max_t 9), one objective (minimised). keep = ceil(n / 3).
+    from orchestrator.schedulers.rungs import PAUSE
+
+    core = RungCore(grace_period=1, reduction_factor=3, max_t=9, kind="promotion")
+    at1 = {"t0": 0.5, "t1": 0.9, "t2": 0.1, "t3": 0.95, "t4": 0.99, "t5": 0.98}
+    decisions = {tid: core.on_result(tid, 1, np.array([v])) for tid, v in at1.items()}
+    # t0 first (1 of 1 kept), t2 best of 3: they go on; the others wait at rung 1
+    assert decisions == {"t0": CONTINUE, "t1": PAUSE, "t2": CONTINUE, "t3": PAUSE, "t4": PAUSE, "t5": PAUSE}
+    assert list(core.paused) == ["t1", "t3", "t4", "t5"] and core.next_promotion() is None   # t1 is 3rd of 6
+    assert core.on_result("t6", 1, np.array([0.97])) == PAUSE
+    assert core.next_promotion() == "t1"          # 7 at the rung keep 3: t2, t0, t1
+    assert core.next_promotion() == "t1"          # asking again changes nothing
+    assert core.on_result("t0", 3, np.array([0.5])) == CONTINUE      # first at rung 3
+    assert core.on_result("t2", 3, np.array([0.6])) == PAUSE         # 2nd of 2 at rung 3
+    assert core.next_promotion() == "t1"          # rung 3 has nothing promotable yet
+    core.resume("t1")
+    assert "t1" not in core.paused and core.on_result("t1", 2, np.array([0.8])) == CONTINUE
+    assert core.on_result("t1", 3, np.array([0.1])) == CONTINUE     # best at rung 3 of 3
+    assert core.next_promotion() is None
+    assert core.on_result("t7", 1, np.array([0.2])) == CONTINUE     # 2nd of 8 at rung 1, keep 3
+    core.on_result("t8", 3, np.array([0.05]))     # rung 3: 4 trials, keep 2; t2 is now 4th of 4
+    restored = RungCore(grace_period=1, reduction_factor=3, max_t=9, kind="promotion")
+    restored.load_state_dict(json.loads(json.dumps(core.state_dict())))
+    assert restored.paused == core.paused and restored.next_promotion() == core.next_promotion()
+    ended = core.end_paused()
+    assert set(ended) == {"t2", "t3", "t4", "t5", "t6"} and not core.paused
+    assert core.stopped == {"t2": 3.0, "t3": 1.0, "t4": 1.0, "t5": 1.0, "t6": 1.0}
+
+
+def test_a_stop_core_state_of_version_3_still_loads():
+    core = RungCore(1, 3, 9)
+    core.on_result("a", 1, np.array([0.5]))
+    state = core.state_dict()
+    old = {k: v for k, v in state.items() if k not in ("kind", "paused")} | {"version": 3}
+    again = RungCore(1, 3, 9)
+    again.load_state_dict(old)
+    assert again.state_dict() == state
+    with pytest.raises(ValueError, match="kind"):
+        RungCore(1, 3, 9, kind="promotion").load_state_dict(old)
+    with pytest.raises(ValueError, match="kind must be"):
+        RungCore(1, 3, 9, kind="pause")
+
+
+@pytest.mark.parametrize("kind", ["promotion", "stop"])
+def test_a_trial_resumed_at_its_first_epoch_warns_once_that_its_trainable_keeps_no_checkpoints(capsys, kind):
+    sched = ParetoASHA(["loss", "acc"], ["min", "max"], grace_period=1, reduction_factor=3, max_t=9, kind=kind)
+    for epoch in (1, 2, 3):
+        _decide(sched, "a", _result(epoch, loss=0.5, acc=0.9))
+    assert "checkpoints" not in capsys.readouterr().err
+    _decide(sched, "a", _result(1, loss=0.5, acc=0.9))     # went on from scratch
+    _decide(sched, "b", _result(2, loss=0.5, acc=0.9))
+    _decide(sched, "b", _result(1, loss=0.5, acc=0.9))
+    err = capsys.readouterr().err
+    if kind == "stop":                                     # nothing is retrained by design there
+        assert err == ""
+    else:
+        assert err.count("warning:") == 1 and "trial a went on at epoch 1 after reaching 3" in err
+        assert "scheduler.kind: stop" in err
+
+
+def test_a_trial_paused_at_a_rung_stays_paused_when_ray_restores_it_as_pending():
+    # Ray's restore makes every unfinished trial PENDING, and starts every PENDING trial: the
+    # restored rungs put the ones waiting at a rung back to PAUSED before Ray files them
+    from ray.tune.experiment import Trial
+
+    sched = ParetoASHA(["loss", "acc"], ["min", "max"], grace_period=1, reduction_factor=3, max_t=9,
+                       kind="promotion")
+    decisions = [_decide(sched, f"t{i}", _result(1, loss=0.1 + 0.1 * i, acc=0.5)) for i in range(4)]
+    paused = [f"t{i}" for i, d in enumerate(decisions) if d == ParetoASHA.PAUSE]
+    assert paused == ["t1", "t2", "t3"] and set(paused) == set(sched.paused_ids())
+    restored = ParetoASHA(["loss", "acc"], ["min", "max"], grace_period=1, reduction_factor=3, max_t=9,
+                          kind="promotion")
+    restored.load_state_dict(sched.state_dict())
+    trials = {tid: Trial("f", stub=True, trial_id=tid) for tid in ("t0", "t1", "t2", "t3")}
+    trials[paused[-1]].set_status(Trial.TERMINATED)          # ended after all (settled by recovery)
+    for trial in trials.values():
+        restored.on_trial_add(None, trial)
+    assert [tid for tid, t in trials.items() if t.status == Trial.PAUSED] == paused[:-1]
+    assert all(t.status == Trial.PENDING for tid, t in trials.items() if tid not in paused)
+    assert restored.paused_ids() == set(paused[:-1])           # the ended one waits no more

@@ -2,12 +2,14 @@
 
 The sweep runs `benchmarks.search_problems:zdt1` (9 epochs a trial) from a spec that names no
 sampler and no scheduler, one trial at a time; the benchmark's simulation runs the same
-problem with its "default" method. Both must start the same points, stop the same trials at
-the same rungs and spend the same epochs (within a small tolerance for Ray's event order).
+problem with its "default" method. Both must start the same points, resume as many paused
+trials (promotion-type rungs), stop as many at each rung and spend the same epochs (within a
+small tolerance for Ray's event order).
 """
 from __future__ import annotations
 
 import collections
+import json
 
 import optuna
 import pytest
@@ -51,3 +53,13 @@ def test_default_sweep_spends_epochs_as_the_simulation_says(tmp_path):
     assert real_params[:3] == sim_params[:3]                   # the same seeded points, in order
     same = sum(a == pytest.approx(b) for a, b in zip(real_params, sim_params))
     assert same >= TRIALS - 4, f"{same} of {TRIALS} points agree"
+    # promotion-type rungs (the default): a paused trial resumes from its checkpoint, in Ray as
+    # in the simulation; each resume starts a new segment of the trial's result rows
+    resumes = 0
+    for path in (tmp_path / "ray_results" / "toy").glob("*/result.json"):
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        resumes += sum(r["iterations_since_restore"] == 1 and r["epoch"] > 1 for r in rows)
+        assert [r["epoch"] for r in rows] == list(range(1, len(rows) + 1))   # no epoch trained twice
+    print(f"\nsim e2e: resumes real {resumes}, simulated {sim['promoted']}; epochs {sum(real_epochs)} / "
+          f"{sum(sim_epochs)}; stops {dict(real_stops)} / {dict(sim_stops)}")
+    assert sim["promoted"] > 0 and abs(resumes - sim["promoted"]) <= 2

@@ -233,13 +233,24 @@ def test_resolved_spec_round_trips_through_yaml(spec_file):
     assert again.model_dump(exclude={"profiles"}) == spec.model_dump(exclude={"profiles"})
 
 
+@pytest.mark.parametrize("given, expected", [
+    ({}, ("promotion", 0.5)), ({"kind": "stop"}, ("stop", 0.7)), ({"kind": "promotion"}, ("promotion", 0.5)),
+    ({"kind": "stop", "min_agreement": None}, ("stop", None)), ({"min_agreement": 0.2}, ("promotion", 0.2))])
+def test_min_agreement_defaults_by_kind_unless_given(data, given, expected):
+    data["scheduler"] = {"name": "pareto_asha", **given}
+    spec = parse_spec(data)
+    assert (spec.scheduler.kind, spec.scheduler.min_agreement) == expected
+    again = parse_spec(yaml.safe_load(spec.to_yaml()))   # a written spec reads back the same
+    assert (again.scheduler.kind, again.scheduler.min_agreement) == expected
+
+
 def test_defaults_fill_in(data):
     for key in ("scheduler", "resources_per_trial", "failure", "tracking", "trainable", "profiles", "kubernetes"):
         del data[key]
     spec = parse_spec(data)
     assert spec.scheduler.name == "pareto_asha" and spec.scheduler.scalarize is None   # the measured default
     assert (spec.scheduler.grace_period, spec.scheduler.reduction_factor, spec.scheduler.brackets,
-            spec.scheduler.min_agreement) == (1, 3.0, 3, 0.7)
+            spec.scheduler.kind, spec.scheduler.min_agreement) == (1, 3.0, 3, "promotion", 0.5)
     assert spec.search.sampler == "tpe"
     assert spec.trainable == "surnn.train:train"
     assert (spec.resources_per_trial.cpu, spec.resources_per_trial.gpu) == (1.0, 0.0)

@@ -80,7 +80,13 @@ def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "# search space" in proc.stdout and "gate_threshold" in proc.stdout
     assert "rungs at epoch [1, 2]" in proc.stdout
+    assert "promotion-type: a trial pauses there and resumes if it ranks in the best 1/2; min_agreement 0.5" \
+        in proc.stdout   # the kind of rungs, and the min_agreement that kind defaults to
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]
+    (tmp_path / "stop").mkdir()
+    stop = write_spec(tmp_path / "stop", scheduler={"name": "pareto_asha", "kind": "stop"})
+    proc = run_sweep(tmp_path / "stop", str(stop), "--dry-run")
+    assert proc.returncode == 0 and "stop-type: a trial ranked out stops there; min_agreement 0.7" in proc.stdout
 
 
 @pytest.mark.parametrize("overrides,message", [
@@ -157,13 +163,16 @@ def test_failing_and_flaky_trials(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig, rung_aware", [(signal.SIGINT, False), (signal.SIGKILL, False),
-                                             (signal.SIGKILL, True)], ids=["SIGINT", "SIGKILL", "SIGKILL-tpe-asha"])
-def test_resume_after_the_driver_is_stopped(tmp_path, sig, rung_aware):
+@pytest.mark.parametrize("sig, rung_aware, kind", [(signal.SIGINT, False, None), (signal.SIGKILL, False, None),
+                                                   (signal.SIGKILL, True, "stop"), (signal.SIGKILL, True, "promotion")],
+                         ids=["SIGINT", "SIGKILL", "SIGKILL-tpe-asha", "SIGKILL-tpe-promotion"])
+def test_resume_after_the_driver_is_stopped(tmp_path, sig, rung_aware, kind):
     # rung_aware: tpe with pareto_asha, so the searcher is RungOptunaSearch and its rung studies
-    # and the scheduler's rungs must come back with the driver
+    # and the scheduler's rungs must come back with the driver; "promotion": trials paused at a
+    # rung when the driver died are resumed or stopped, none left waiting
     if rung_aware:
-        spec = write_spec(tmp_path, search={"sampler": "tpe", "num_trials": 6, "max_concurrent": 2})
+        spec = write_spec(tmp_path, search={"sampler": "tpe", "num_trials": 6, "max_concurrent": 2},
+                          scheduler={"kind": kind})
     else:
         spec = write_spec(tmp_path, search={"num_trials": 6, "max_concurrent": 2}, scheduler="none")
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator.sweep", str(spec)], cwd=tmp_path,
