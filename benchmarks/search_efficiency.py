@@ -21,7 +21,10 @@ Methods (`--methods`, comma-separated), each run once per seed:
   a model-based sampler is then rung-aware (`RungOptunaSearch`: one shadow study per rung).
   `..._bN_rr`: trials dealt to brackets round-robin instead of by budget (`RungCore.assign`);
   `..._aNN`: `scheduler.min_agreement` NN/100 (a rung that ranks unlike the full budget cuts none,
-  and the rung-aware sampler passes over its model).
+  and the rung-aware sampler passes over its model). `..._promo`: promotion-type rungs
+  (`RungCore(kind="promotion")`: a trial pauses at a rung and resumes once it ranks in the best
+  third there; a free worker resumes the highest promotable trial before starting a new one).
+  `default_stop`: the default with stop-type rungs (a cut is final; min_agreement 0.7).
 * `SAMPLER_asha_pruned`: with pareto_asha, but the sampler learns only from the main study
   (full-budget trials COMPLETE, stopped ones PRUNED), as before rung-aware sampling.
 
@@ -79,8 +82,11 @@ def default_search() -> tuple[str, object]:
 
 def parse_method(method: str, grace: int, rf: float) -> tuple[str, object, bool]:
     """(sampler, scheduler settings, rung-aware allowed) for a method name; ValueError if unknown."""
-    if method == "default":
+    if method in ("default", "default_stop"):
         sampler, scheduler = default_search()
+        if method == "default_stop":   # min_agreement re-derived: the stop kind's own default
+            settings = {k: v for k, v in scheduler.model_dump().items() if k not in ("kind", "min_agreement")}
+            scheduler = ParetoASHAScheduler(**settings, kind="stop")
         return sampler, scheduler, True
     sampler, _, rest = method.partition("_")
     if sampler not in SAMPLERS:
@@ -88,9 +94,9 @@ def parse_method(method: str, grace: int, rf: float) -> tuple[str, object, bool]
     if not rest:
         return sampler, SimpleNamespace(name="none"), False
     parts = rest.split("_")
-    if parts[0] != "asha" or len(parts) > 5:
+    if parts[0] != "asha" or len(parts) > 6:
         raise ValueError(f"--methods: unknown method {method!r}")
-    brackets, rung_aware, deal, agreement = 1, True, "budget", None
+    brackets, rung_aware, deal, agreement, kind = 1, True, "budget", None, "stop"
     for part in parts[1:]:
         if part.startswith("a") and part[1:].isdigit():
             agreement = int(part[1:]) / 100
@@ -98,12 +104,14 @@ def parse_method(method: str, grace: int, rf: float) -> tuple[str, object, bool]
             rung_aware = False
         elif part == "rr":
             deal = "round_robin"
+        elif part == "promo":
+            kind = "promotion"
         elif part.startswith("b") and part[1:].isdigit() and int(part[1:]) >= 1:
             brackets = int(part[1:])
         else:
             raise ValueError(f"--methods: unknown method {method!r}")
     sch = ParetoASHAScheduler(name="pareto_asha", grace_period=grace, reduction_factor=rf, brackets=brackets,
-                              min_agreement=agreement)
+                              min_agreement=agreement, kind=kind)
     return sampler, SimpleNamespace(**sch.model_dump(), deal=deal), rung_aware
 
 
@@ -113,7 +121,8 @@ def describe(method: str, grace: int, rf: float) -> str:
         return f"{sampler}, no early stopping"
     kind = "rung-aware" if rung_aware and sampler != "random" else "main study only"
     return (f"{sampler} ({kind}) + pareto_asha grace {sch.grace_period}, rf {sch.reduction_factor:g}, "
-            f"{sch.brackets} bracket(s), min_agreement {sch.min_agreement}")
+            f"{sch.brackets} bracket(s), min_agreement {sch.min_agreement}"
+            + (", promotion-type rungs" if getattr(sch, "kind", "stop") == "promotion" else ""))
 
 
 def make_search(problem, method: str, seed: int, budget: int, grace: int, rf: float):
@@ -126,7 +135,8 @@ def make_search(problem, method: str, seed: int, budget: int, grace: int, rf: fl
     if getattr(sch, "deal", "budget") != "budget":    # round-robin dealing: not a spec setting
         scheduler = ParetoASHA(metrics, modes, time_attr=FIDELITY, grace_period=sch.grace_period,
                                reduction_factor=sch.reduction_factor, max_t=problem.epochs,
-                               brackets=sch.brackets, deal=sch.deal, min_agreement=sch.min_agreement)
+                               brackets=sch.brackets, deal=sch.deal, min_agreement=sch.min_agreement,
+                               kind=sch.kind)
     levels = rung_levels(sch, problem.epochs) if rung_aware else []
     searcher = searcher_for(sampler, seed, levels, nsga2_population(budget // problem.epochs * 3),
                             min_agreement=getattr(sch, "min_agreement", None),
@@ -153,7 +163,9 @@ def simulate(problem, method: str, seed: int, budget: int, max_concurrent: int, 
     metrics, max_t = problem.metrics(), problem.epochs
     jitter = np.random.default_rng([seed, 7])
     spent, finished, trajectory = 0, [], [(0, 0.0)]
-    counts = {"trials": 0, "completed": 0, "stopped": 0}
+    counts = {"trials": 0, "completed": 0, "stopped": 0, "promoted": 0}
+    core = scheduler._core if scheduler else None
+    waiting: dict[str, dict] = {}                      # paused trials (promotion-type rungs)
     stopped_at: dict[int, int] = {}
     events: list = []                                  # (time, tie-break, trial state)
     order = itertools.count()
@@ -161,6 +173,13 @@ def simulate(problem, method: str, seed: int, budget: int, max_concurrent: int, 
     trials: list[dict] = []
 
     def launch(now: float) -> None:
+        promoted = core.next_promotion() if core is not None and core.kind == "promotion" else None
+        if promoted is not None:                       # a free worker resumes it before a new trial
+            core.resume(promoted)
+            counts["promoted"] += 1
+            state = waiting.pop(promoted)
+            heapq.heappush(events, (now + state["epoch_time"], next(order), state))
+            return
         if max_trials is not None and counts["trials"] >= max_trials:
             return
         tid = f"t{counts['trials']}"
@@ -189,6 +208,8 @@ def simulate(problem, method: str, seed: int, budget: int, max_concurrent: int, 
             counts["completed"] += 1
             finished.append([result[m] for m in metrics])
             trajectory.append((spent, front_hypervolume(problem, finished)))
+        elif decision == "PAUSE":
+            waiting[state["tid"]] = state
         elif decision == "STOP":
             searcher.on_trial_complete(state["tid"], result)          # told PRUNED by the searcher
             counts["stopped"] += 1
@@ -198,6 +219,11 @@ def simulate(problem, method: str, seed: int, budget: int, max_concurrent: int, 
             continue
         if spent < budget:
             launch(now)
+    if core is not None:                               # paused at the end: they count as stopped
+        for tid in core.end_paused():
+            t = int(core.stopped[tid])
+            counts["stopped"] += 1
+            stopped_at[t] = stopped_at.get(t, 0) + 1
     rungs = [(int(level), n) for level, n in scheduler._core.rung_sizes()] if scheduler else []
     proposed = dict(searcher._rungs.proposed) if hasattr(searcher, "_rungs") else {}
     return {"trajectory": trajectory, "spent": spent, **counts, "rungs": rungs, "stopped_at": stopped_at,
@@ -320,7 +346,8 @@ def main(argv=None) -> int:
     sampler, sch = default_search()
     print(f"search efficiency: {args.max_concurrent} simulated asynchronous workers, seeds {seeds}; "
           f"default = {sampler} + {sch.name}" + (f" (grace {sch.grace_period}, rf {sch.reduction_factor:g}, "
-                                                 f"{sch.brackets} bracket(s))" if sch.name != "none" else ""))
+                                                 f"{sch.brackets} bracket(s), {sch.kind}-type rungs, min_agreement "
+                                                 f"{sch.min_agreement})" if sch.name != "none" else ""))
     results = []
     for problem in problems:
         results.append(run_problem(problem, methods, seeds, args))

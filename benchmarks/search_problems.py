@@ -4,13 +4,17 @@ Each problem is a `surnn.trainable.Trainable` with the project's usual contract
 (`train(config, report)` reports `epoch` and every objective after each epoch, for
 ``config["epochs"]`` epochs; its report noise is seeded by ``config["seed"]``, or by the
 parameter values when there is none: the same config, the same reports; ``epoch_seconds``
-makes each epoch sleep that long, for a real sweep), plus what the benchmark
+makes each epoch sleep that long, for a real sweep; given ``config["checkpoint_dir"]`` it
+checkpoints every epoch there and, resumed, goes on from the last one with the reports an
+uninterrupted run would make), plus what the benchmark
 needs to set up a search over it:
 
 * `parameters`: the search space, as the spec's parameter objects;
 * `objectives`: [(metric, "max"/"min", reference value)], the reference point of the hypervolume;
 * `epochs`: the number of epochs of a full trial (the fidelity's maximum);
-* `epoch_time(params)`: the simulated time one epoch takes (the order of asynchronous events).
+* `epoch_time(params)`: the simulated time one epoch takes (the order of asynchronous events);
+* `front_params(rng)` (where the exact Pareto set is known): parameters of a point drawn at
+  random on it, for benchmarks/front_bound.py.
 
 Shipped (`--problem benchmarks.search_problems:NAME`):
 
@@ -38,6 +42,7 @@ import copy
 import hashlib
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -73,6 +78,10 @@ class Problem(Trainable):
     def epoch_time(self, params: dict) -> float:
         return 1.0
 
+    def front_params(self, rng: np.random.Generator) -> dict:
+        """Parameters of a random point of the exact Pareto set (problems that know it)."""
+        raise NotImplementedError(f"{self.name}: no exact Pareto set known")
+
     def with_epochs(self, epochs: int) -> "Problem":
         other = copy.copy(self)
         other.epochs = int(epochs)
@@ -95,13 +104,21 @@ class Problem(Trainable):
             return self.with_epochs(epochs).train(config, report)
         noise = np.random.default_rng(self._noise_seed(config))
         sds = np.broadcast_to(np.asarray(self.noise_sd, dtype=float), (len(self.objectives),))
+        ckpt = Path(config["checkpoint_dir"]) if config.get("checkpoint_dir") else None
+        start = int((ckpt / "epoch.txt").read_text()) if ckpt and (ckpt / "epoch.txt").exists() else 0
+        noise.normal(0.0, 1.0, size=(start, len(self.objectives)))   # the draws of the epochs done before
         metrics: dict = {}
-        for epoch in range(1, epochs + 1):
+        for epoch in range(start + 1, epochs + 1):
             time.sleep(float(config.get("epoch_seconds", 0.0)))
             clean = self.values(config, epoch)
-            metrics = {FIDELITY: epoch, **{m: float(v + noise.normal(0.0, sd))
+            metrics = {FIDELITY: epoch, **{m: float(v + sd * noise.normal(0.0, 1.0))
                                            for m, v, sd in zip(self.metrics(), clean, sds)}}
-            report(metrics)
+            if ckpt:                       # resumed (promotion-type rungs, a retry), it goes on from here
+                ckpt.mkdir(parents=True, exist_ok=True)
+                (ckpt / "epoch.txt").write_text(str(epoch))
+                report(metrics, checkpoint_dir=str(ckpt))
+            else:
+                report(metrics)
         return {**metrics, "status": "completed"}
 
 
@@ -119,6 +136,9 @@ class ZDT1(Problem):
         f1, f2 = _zdt1(p["x1"], [p["x2"], p["x3"], p["x4"]])
         return [f1, f2 + 1.0 * math.exp(-epoch / (self.epochs / 6))]
 
+    def front_params(self, rng: np.random.Generator) -> dict:
+        return {"x1": float(rng.uniform()), "x2": 0.0, "x3": 0.0, "x4": 0.0}
+
 
 class Crossing(Problem):
     name = "crossing"
@@ -129,6 +149,9 @@ class Crossing(Problem):
         f1, f2 = _zdt1(p["x1"], [p["x2"], p["x3"], p["x4"]])
         s = float(p["speed"])
         return [f1, f2 + 1.0 * s + 2.0 * (1.0 - s) * (1.0 - epoch / self.epochs)]
+
+    def front_params(self, rng: np.random.Generator) -> dict:
+        return {"x1": float(rng.uniform()), "x2": 0.0, "x3": 0.0, "x4": 0.0, "speed": 0.0}
 
 
 class DTLZ2(Problem):
@@ -141,6 +164,9 @@ class DTLZ2(Problem):
         r = 1.0 + sum((p[k] - 0.5) ** 2 for k in ("x3", "x4", "x5"))
         scale = r * (1.0 + 0.5 * math.exp(-epoch / (self.epochs / 6)))
         return [scale * math.cos(a) * math.cos(b), scale * math.cos(a) * math.sin(b), scale * math.sin(a)]
+
+    def front_params(self, rng: np.random.Generator) -> dict:
+        return {"x1": float(rng.uniform()), "x2": float(rng.uniform()), "x3": 0.5, "x4": 0.5, "x5": 0.5}
 
 
 class Surrogate(Problem):
