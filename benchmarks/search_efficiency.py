@@ -131,7 +131,9 @@ def make_search(problem, method: str, seed: int, budget: int, grace: int, rf: fl
     metrics = problem.metrics()
     modes = [mode for _, mode, _ in problem.objectives]
     objectives = [SimpleNamespace(metric=m, mode=mode) for m, mode in zip(metrics, modes)]
-    scheduler = make_scheduler(SimpleNamespace(scheduler=sch), objectives, problem.epochs)
+    # no max_concurrent: `simulate` keeps its own workers busy
+    scheduler = make_scheduler(SimpleNamespace(scheduler=sch, search=SimpleNamespace(max_concurrent=None)),
+                               objectives, problem.epochs)
     if getattr(sch, "deal", "budget") != "budget":    # round-robin dealing: not a spec setting
         scheduler = ParetoASHA(metrics, modes, time_attr=FIDELITY, grace_period=sch.grace_period,
                                reduction_factor=sch.reduction_factor, max_t=problem.epochs,

@@ -153,16 +153,8 @@ def ended_unrecorded(experiment_dir: Path, tracking_state: Path, max_t: int, tim
     out = {}
     for tid in sorted(open_ids):
         rows = result_rows(experiment_dir, tid)
-        if tid in held:
-            trial, meta = held[tid]
-            if trial.get("status") not in ("TERMINATED", "ERROR"):
-                if rows and int(rows[-1].get(time_attr, 0)) >= max_t:
-                    # its last result reached the full budget after Ray's checkpoint: resumed, it
-                    # would run its end again from its last checkpoint
-                    out[tid] = {"status": "completed", "rows": rows,
-                                "config": rows[-1].get("config") or trial.get("config", {}),
-                                "held_by_ray": False, "ray_resumes": True}
-                continue   # else Ray resumes it
+        trial, meta = held.get(tid, (None, None))
+        if trial is not None and trial.get("status") in ("TERMINATED", "ERROR"):
             last = (meta or {}).get("last_result") or (rows[-1] if rows else {})
             if last and (not rows or rows[-1].get(time_attr) != last.get(time_attr)):
                 rows = rows + [last]
@@ -171,8 +163,12 @@ def ended_unrecorded(experiment_dir: Path, tracking_state: Path, max_t: int, tim
             out[tid] = {"status": status, "rows": rows, "config": trial.get("config", {}), "held_by_ray": True,
                         "ray_resumes": False}
         elif rows and int(rows[-1].get(time_attr, 0)) >= max_t:
-            out[tid] = {"status": "completed", "rows": rows, "config": rows[-1].get("config", {}), "held_by_ray": False,
-                        "ray_resumes": False}
+            # its results reached the full budget after Ray's checkpoint, which holds it unfinished
+            # (resumed, it would run its end again from its last checkpoint) or not at all
+            out[tid] = {"status": "completed", "rows": rows,
+                        "config": rows[-1].get("config") or (trial or {}).get("config", {}),
+                        "held_by_ray": False, "ray_resumes": trial is not None}
+        # else Ray resumes it
     return out
 
 

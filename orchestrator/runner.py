@@ -86,12 +86,10 @@ def make_scheduler(spec, objectives, max_t: int):
                              grace_period=sch.grace_period, reduction_factor=sch.reduction_factor)
     from orchestrator.schedulers.moasha import ParetoASHA
 
-    kind = getattr(sch, "kind", "stop")
     return ParetoASHA(metrics=[o.metric for o in objectives], modes=[o.mode for o in objectives], time_attr=FIDELITY,
                       grace_period=sch.grace_period, reduction_factor=sch.reduction_factor, max_t=max_t,
-                      brackets=sch.brackets, min_agreement=sch.min_agreement, kind=kind,
-                      max_concurrent=getattr(getattr(spec, "search", None), "max_concurrent", None)
-                      if kind == "promotion" else None)
+                      brackets=sch.brackets, min_agreement=sch.min_agreement, kind=sch.kind,
+                      max_concurrent=spec.search.max_concurrent if sch.kind == "promotion" else None)
 
 
 def _tracker(spec, block, plan, tracking_uri: str):

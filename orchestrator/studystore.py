@@ -18,6 +18,8 @@ import time
 import optuna
 
 RETRY_S = 120.0   # how long a call waits for the database to come back
+COMMIT_RETRIES = 3   # a commit that failed for another reason, retried this often: a restart can
+                     # surface as an error that names no connection (a session left mid-transaction)
 
 
 def _connection_lost(exc: BaseException) -> bool:
@@ -40,10 +42,6 @@ def _commit_failed(exc: BaseException) -> bool:
 
     return isinstance(exc, optuna.exceptions.StorageInternalError) and \
         isinstance(exc.__cause__, sa.SQLAlchemyError) and not isinstance(exc.__cause__, sa.IntegrityError)
-
-
-COMMIT_RETRIES = 3   # a commit that failed for another reason, retried this often: a restart can
-                     # surface as an error that names no connection (a session left mid-transaction)
 
 
 def _retrying(method):

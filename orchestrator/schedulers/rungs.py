@@ -105,6 +105,7 @@ class RungCore:
         self.bracket_of: dict[str, int] = {}
         self.stopped: dict[str, float] = {}
         self.paused: dict[str, tuple[int, int]] = {}   # promotion: trial -> (bracket, rung), in pause order
+        self._promotion_memo: tuple = (None, None)     # (state key, next_promotion's answer for it)
         # every trial's point at each level it reached, brackets pooled, and at max_t (last)
         self._seen: list[dict[str, list[float]]] = [{} for _ in range(len(self.levels) + 1)]
 
@@ -194,16 +195,16 @@ class RungCore:
         # the sort order, and reads element -1 as the new trial's rank: the index of
         # whichever trial sorted last, so a trial that dominates the whole rung can be
         # stopped. We look up where the new trial itself (index n - 1) sits in the order.
-        position = int(np.flatnonzero(promotion_order(points) == n - 1)[0])
-        keep = math.ceil(n / self.reduction_factor - _CEIL_SLACK)
         if not self.trusted(rung):
             return CONTINUE
-        if self.kind == "promotion":
+        if self.kind == "promotion":   # ranked in `next_promotion`, against every trial at the rung
             self.paused[trial_id] = (b, rung)
             if self.next_promotion() == trial_id:   # the one a free worker would take: go on now
                 del self.paused[trial_id]
                 return CONTINUE
             return PAUSE
+        position = int(np.flatnonzero(promotion_order(points) == n - 1)[0])
+        keep = math.ceil(n / self.reduction_factor - _CEIL_SLACK)
         if position < keep:
             return CONTINUE
         self.stopped[trial_id] = t
@@ -220,7 +221,7 @@ class RungCore:
         or the paused set changes.
         """
         key = (tuple(len(ids) for rungs in self._trial_ids for ids in rungs), tuple(self.paused.items()))
-        if getattr(self, "_promotion_memo", (None,))[0] == key:
+        if self._promotion_memo[0] == key:
             return self._promotion_memo[1]
         best = None
         for (b, rung) in dict.fromkeys(self.paused.values()):
